@@ -1,0 +1,104 @@
+# Waymark: one non-recursive Makefile. Everything but each main.c goes into a static
+# library, so the unit tests link exactly the objects the daemons run.
+
+PKGS      := libzmq hiredis libcurl libwebsockets msgpack jansson libmicrohttpd
+BUILD     ?= build
+CC        ?= cc
+OPT       ?= -O2 -g
+SAN       ?=
+CFLAGS    += -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow \
+             -Wno-unused-parameter -MMD -MP -Icommon
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+LDFLAGS   += $(SAN)
+LDLIBS    += $(PKG_LIBS) -lm
+
+COMMON_SRC := $(wildcard common/*.c)
+GW_SRC     := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+DP_SRC     := $(filter-out dispatcher/main.c dispatcher/bump_main.c,$(wildcard dispatcher/*.c))
+FT_SRC     := $(filter-out fetcher/main.c,$(wildcard fetcher/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_COMMON := $(BUILD)/libwmcommon.a
+LIB_GW     := $(BUILD)/libwmgateway.a
+LIB_DP     := $(BUILD)/libwmdispatcher.a
+LIB_FT     := $(BUILD)/libwmfetcher.a
+
+BINS := $(BUILD)/waymark-gateway $(BUILD)/waymark-dispatcher $(BUILD)/waymark-fetcher \
+        $(BUILD)/waymark-bump
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps test unit integration run bench asan valgrind clean
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(LIB_COMMON): $(call obj,$(COMMON_SRC))
+$(LIB_GW): $(call obj,$(GW_SRC))
+$(LIB_DP): $(call obj,$(DP_SRC))
+$(LIB_FT): $(call obj,$(FT_SRC))
+$(BUILD)/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/waymark-gateway: $(call obj,gateway/main.c) $(LIB_GW) $(LIB_COMMON)
+$(BUILD)/waymark-dispatcher: $(call obj,dispatcher/main.c) $(LIB_DP) $(LIB_COMMON)
+$(BUILD)/waymark-bump: $(call obj,dispatcher/bump_main.c) $(LIB_DP) $(LIB_COMMON)
+$(BUILD)/waymark-fetcher: $(call obj,fetcher/main.c) $(LIB_FT) $(LIB_COMMON)
+$(BINS):
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests: tests/unit/test_gw_*.c link the gateway library, test_dp_* the
+# dispatcher's, test_ft_* the fetcher's; all link common.
+$(BUILD)/tests/test_gw_%: $(call obj,tests/unit/test_gw_%.c) $(LIB_GW) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+$(BUILD)/tests/test_dp_%: $(call obj,tests/unit/test_dp_%.c) $(LIB_DP) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+$(BUILD)/tests/test_ft_%: $(call obj,tests/unit/test_ft_%.c) $(LIB_FT) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+$(BUILD)/tests/test_wm_%: $(call obj,tests/unit/test_wm_%.c) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
+
+# The Debian packages the build, the tests and `make run` need.
+DEB_PKGS := build-essential pkg-config libzmq3-dev libhiredis-dev libcurl4-openssl-dev \
+            libwebsockets-dev libmsgpack-dev libjansson-dev uthash-dev libmicrohttpd-dev \
+            libcmocka-dev redis-server valgrind
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else echo "deps: run as root:  apt-get install -y $$missing"; exit 1; fi
+	@[ -d tests/node_modules ] || (cd tests && npm ci --no-audit --no-fund)
+
+unit: $(UNIT_BINS)
+test: all $(UNIT_BINS)
+	@tests/run-tests.sh $(BUILD)
+
+run: all
+	@deploy/run-local.sh $(BUILD)
+
+bench: all
+	@tests/bench/run-bench.sh $(BUILD)
+
+# Sanitizer build in its own tree, then the whole test suite against it.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+valgrind: all $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
