@@ -30,7 +30,7 @@ struct wm_setting {
  * an old value is freed when replaced, so parsing default then env then option leaks
  * nothing. Free them with wm_config_free. */
 int wm_parse_string(const struct wm_setting *s, const char *v, char *err, size_t n);    /* [char *] any non-empty */
-int wm_parse_int(const struct wm_setting *s, const char *v, char *err, size_t n);       /* [int64_t] decimal in [min,max] */
+int wm_parse_int(const struct wm_setting *s, const char *v, char *err, size_t n);       /* [int64_t] decimal in [min,max]; min == max == 0: any int64 */
 int wm_parse_bool(const struct wm_setting *s, const char *v, char *err, size_t n);      /* [bool] 1/0 true/false yes/no on/off */
 int wm_parse_log_level(const struct wm_setting *s, const char *v, char *err, size_t n); /* [enum wm_log_level] */
 int wm_parse_http_url(const struct wm_setting *s, const char *v, char *err, size_t n);  /* [char *] http:// or https:// origin, optional base path, no query/fragment; trailing '/' removed */
@@ -72,11 +72,13 @@ enum { WM_CONFIG_OK = 0, WM_CONFIG_EXIT = 1, WM_CONFIG_ERROR = 2 };
  * true; others need a value. Options come first; the first non-option argument (or
  * "--") ends them and its index goes to *first_positional (NULL: any is an error). Bad values print ONE line to stderr,
  *   prog: bad --backend-url (WAYMARK_BACKEND_URL): must start with http:// or https://
- * and return WM_CONFIG_ERROR (the caller exits 2). WM_CONFIG_EXIT means exit 0. */
+ * and return WM_CONFIG_ERROR (the caller exits 2). WM_CONFIG_EXIT means exit 0.
+ * An empty environment variable counts as unset; a bool also takes "--no-name"; a
+ * setting with def NULL keeps whatever its target held. */
 int wm_config_parse(const char *prog, const char *summary, const struct wm_setting *settings,
                     size_t n, int argc, char **argv, int *first_positional);
 
-/* Frees every string a parser stored for these settings. */
+/* Frees every string a parser stored for these settings (built-in parsers only). */
 void wm_config_free(const struct wm_setting *settings, size_t n);
 
 /* Returns a heap string "prefix + token + suffix" (the header VALUE). */

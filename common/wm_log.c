@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -62,13 +63,20 @@ const char *wm_log_value(char *out, size_t outlen, const char *s)
         return out;
     if (!s)
         s = "";
+    /* Callers may escape a buffer in place (out == s): work from a copy then. */
+    char *copy = NULL;
+    if (s >= out && s < out + outlen)
+        s = copy = wm_strdup(s);
     out[0] = '\0';
     if (!needs_quoting(s)) {
         snprintf(out, outlen, "%s", s);
+        free(copy);
         return out;
     }
-    if (outlen < 3)
+    if (outlen < 3) {
+        free(copy);
         return out;
+    }
     size_t o = 0;
     out[o++] = '"';
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -98,6 +106,7 @@ const char *wm_log_value(char *out, size_t outlen, const char *s)
     }
     out[o++] = '"';
     out[o] = '\0';
+    free(copy);
     return out;
 }
 

@@ -28,7 +28,8 @@ void wm_log(enum wm_log_level level, const char *msg, const char *kv_fmt, ...)
 
 /* Writes s as a logfmt value into out (quoted and escaped when it has spaces, quotes,
  * '=' or control characters), truncated to fit outlen. Returns out. For peer-supplied
- * strings (paths, reasons) in log lines: wm_log_value(buf, sizeof buf, path). */
+ * strings (paths, reasons) in log lines: wm_log_value(buf, sizeof buf, path). out may be
+ * s itself (escaped in place). */
 const char *wm_log_value(char *out, size_t outlen, const char *s);
 
 /* Rate limiter for logging bad input: allows one line per interval; counts the rest. */

@@ -29,6 +29,8 @@ struct wm_metrics_server *wm_metrics_server_new(const struct wm_listen *l,
                                                 wm_health_fn health, void *ud,
                                                 char *err, size_t errlen);
 int wm_metrics_server_fd(const struct wm_metrics_server *m);   /* poll for POLLIN */
+/* The bound TCP port (useful when l->port was 0: the kernel picked one, as tests do). */
+int wm_metrics_server_port(const struct wm_metrics_server *m);
 void wm_metrics_server_run(struct wm_metrics_server *m);       /* never blocks */
 void wm_metrics_server_free(struct wm_metrics_server **m);     /* NULL-safe */
 

@@ -17,10 +17,14 @@ static int hexval(char c)
     return -1;
 }
 
-/* True when seg[0..len) is "." or ".." once %2e/%2E are decoded. */
+/* True when seg[0..len) is "." or ".." once %2e/%2E are decoded. A ";param" suffix is
+ * ignored first: some servers (Tomcat, Spring) strip it and then see "..". */
 static bool is_dot_segment(const char *seg, size_t len)
 {
     size_t dots = 0;
+    const char *semi = memchr(seg, ';', len);
+    if (semi)
+        len = (size_t)(semi - seg);
     for (size_t i = 0; i < len;) {
         if (seg[i] == '.') {
             i++;

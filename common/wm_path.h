@@ -9,9 +9,11 @@
 
 /* Returns 0 when s[0..len) is an acceptable topic: starts with '/', not with "//",
  * printable ASCII only (no space, control characters, '#', '\\' or bytes >= 0x7f;
- * non-ASCII must be percent-encoded), at most max_len bytes, no "." or ".." segment
- * in the path part (also percent-encoded: %2e, any case), no "%00"/"%2f"-style
- * encoded NUL. Otherwise -EINVAL and *why (static string) says what is wrong. */
+ * non-ASCII must be percent-encoded), at most max_len bytes (0: WM_PATH_MAX_DEFAULT),
+ * no "." or ".." segment in the path part (also percent-encoded: %2e, any case; also
+ * before a ";param", which some servers strip), well-formed %XX escapes only, no
+ * encoded NUL (%00) anywhere and no encoded '/' or '\\' (%2f, %5c) in the path part.
+ * Otherwise -EINVAL and *why (static string, why may be NULL) says what is wrong. */
 int wm_path_check(const char *s, size_t len, size_t max_len, const char **why);
 
 /* Length of the path part (up to the first '?', or len). */

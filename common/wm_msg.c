@@ -1,0 +1,484 @@
+/* wm_msg: encode and decode the internal wire messages (docs/internals.md). The only
+ * code in Waymark that touches msgpack for them: decoded messages own plain C copies. */
+#include "wm_msg.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_HEADERS 256
+
+/* ---- encoding ---- */
+
+static int buf_write(void *data, const char *buf, size_t len)
+{
+    wm_buf_append(data, buf, len);
+    return 0;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen(s);
+    msgpack_pack_str(pk, len);
+    msgpack_pack_str_body(pk, s, len);
+}
+
+static int pack_headers(msgpack_packer *pk, const struct wm_header *h, size_t n)
+{
+    if (n > MAX_HEADERS || (n && !h))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!h[i].name || !h[i].value)
+            return -EINVAL;
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_array(pk, 2);
+        pack_str(pk, h[i].name);
+        pack_str(pk, h[i].value);
+    }
+    return 0;
+}
+
+int wm_msg_encode(const struct wm_msg *m, struct wm_buf *out)
+{
+    msgpack_packer pk;
+    size_t start = out->len;
+    int rc = 0;
+
+    msgpack_packer_init(&pk, out, buf_write);
+    switch (m->type) {
+    case WM_MSG_BUMP:
+        if (!m->u.bump.path || (m->u.bump.match != WM_MATCH_EXACT &&
+                                m->u.bump.match != WM_MATCH_PREFIX))
+            return -EINVAL;
+        msgpack_pack_array(&pk, 7);
+        break;
+    case WM_MSG_RESYNC:
+        msgpack_pack_array(&pk, 5);
+        break;
+    case WM_MSG_HEARTBEAT:
+    case WM_MSG_READY:
+        msgpack_pack_array(&pk, 4);
+        break;
+    case WM_MSG_JOB:
+        if (!m->u.job.url)
+            return -EINVAL;
+        msgpack_pack_array(&pk, 8);
+        break;
+    case WM_MSG_RESULT:
+        if ((m->u.result.body_len && !m->u.result.body) || m->u.result.status < 0 ||
+            m->u.result.status > 999)
+            return -EINVAL;
+        msgpack_pack_array(&pk, 9);
+        break;
+    default:
+        return -EINVAL;
+    }
+    msgpack_pack_uint64(&pk, WM_MSG_VERSION);
+    msgpack_pack_uint64(&pk, (uint64_t)m->type);
+    msgpack_pack_uint64(&pk, m->instance);
+
+    switch (m->type) {
+    case WM_MSG_BUMP:
+        pack_str(&pk, m->u.bump.path);
+        msgpack_pack_uint64(&pk, (uint64_t)m->u.bump.match);
+        msgpack_pack_uint64(&pk, m->u.bump.seq);
+        msgpack_pack_int64(&pk, m->u.bump.ts_ms);
+        break;
+    case WM_MSG_RESYNC:
+        msgpack_pack_uint64(&pk, m->u.resync.seq);
+        if (m->u.resync.reason)
+            pack_str(&pk, m->u.resync.reason);
+        else
+            msgpack_pack_nil(&pk);
+        break;
+    case WM_MSG_HEARTBEAT:
+        msgpack_pack_uint64(&pk, m->u.heartbeat.seq);
+        break;
+    case WM_MSG_READY:
+        msgpack_pack_uint64(&pk, m->u.ready.credits);
+        break;
+    case WM_MSG_JOB:
+        msgpack_pack_uint64(&pk, m->u.job.id);
+        pack_str(&pk, m->u.job.url);
+        rc = pack_headers(&pk, m->u.job.headers, m->u.job.n_headers);
+        if (rc)
+            goto cleanup;
+        msgpack_pack_uint64(&pk, m->u.job.timeout_ms);
+        msgpack_pack_uint64(&pk, m->u.job.max_body);
+        break;
+    case WM_MSG_RESULT:
+        msgpack_pack_uint64(&pk, m->u.result.id);
+        msgpack_pack_int64(&pk, m->u.result.status);
+        rc = pack_headers(&pk, m->u.result.headers, m->u.result.n_headers);
+        if (rc)
+            goto cleanup;
+        msgpack_pack_bin(&pk, m->u.result.body_len);
+        msgpack_pack_bin_body(&pk, m->u.result.body, m->u.result.body_len);
+        if (m->u.result.error)
+            pack_str(&pk, m->u.result.error);
+        else
+            msgpack_pack_nil(&pk);
+        msgpack_pack_uint64(&pk, m->u.result.elapsed_us);
+        break;
+    }
+cleanup:
+    if (rc) {   /* leave out as it was */
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+    }
+    return rc;
+}
+
+/* ---- decoding ---- */
+
+/* Walks the msgpack structure without building it and checks that no array or map
+ * announces more elements than bytes remain. msgpack-c allocates a container's element
+ * array up front, so without this a 5-byte frame could ask for ~100 GB. */
+static bool plausible(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    uint64_t pending = 1;
+
+    while (pending) {
+        if (i >= len)
+            return false;
+        uint8_t c = p[i++];
+        uint64_t items = 0, skip = 0;
+        size_t lenbytes = 0, extra = 0;
+        bool is_map = false;
+        pending--;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            /* fixint, nil, bool */
+        } else if (c <= 0x8f) {
+            items = 2u * (c & 0x0f);
+        } else if (c <= 0x9f) {
+            items = c & 0x0f;
+        } else if (c <= 0xbf) {
+            skip = c & 0x1f;
+        } else {
+            switch (c) {
+            case 0xc4: case 0xd9: lenbytes = 1; break;
+            case 0xc5: case 0xda: lenbytes = 2; break;
+            case 0xc6: case 0xdb: lenbytes = 4; break;
+            case 0xc7: lenbytes = 1; extra = 1; break;
+            case 0xc8: lenbytes = 2; extra = 1; break;
+            case 0xc9: lenbytes = 4; extra = 1; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xca: case 0xce: case 0xd2: skip = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: lenbytes = 2; items = 1; break;
+            case 0xdd: lenbytes = 4; items = 1; break;
+            case 0xde: lenbytes = 2; items = 1; is_map = true; break;
+            case 0xdf: lenbytes = 4; items = 1; is_map = true; break;
+            default: return false;   /* 0xc1 is never used */
+            }
+        }
+        if (lenbytes) {
+            if (len - i < lenbytes)
+                return false;
+            uint64_t v = 0;
+            for (size_t k = 0; k < lenbytes; k++)
+                v = (v << 8) | p[i + k];
+            i += lenbytes;
+            if (items)
+                items = is_map ? 2 * v : v;
+            else
+                skip = v + extra;
+        }
+        if (skip > len - i)
+            return false;
+        i += skip;
+        pending += items;
+        if (pending > len - i)
+            return false;
+    }
+    return true;
+}
+
+static bool get_u64(const msgpack_object *o, uint64_t max, uint64_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+        return false;
+    *out = o->via.u64;
+    return true;
+}
+
+static bool get_i64(const msgpack_object *o, int64_t min, int64_t max, int64_t *out)
+{
+    int64_t v;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > (uint64_t)INT64_MAX)
+            return false;
+        v = (int64_t)o->via.u64;
+    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        v = o->via.i64;
+    } else {
+        return false;
+    }
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Copies a str into a new C string; NULL for the wrong type or an embedded NUL. */
+static char *get_str(const msgpack_object *o)
+{
+    if (o->type != MSGPACK_OBJECT_STR || memchr(o->via.str.ptr, '\0', o->via.str.size))
+        return NULL;
+    return wm_strndup(o->via.str.ptr, o->via.str.size);
+}
+
+/* str or nil: returns false only for a bad value; *out stays NULL for nil */
+static bool get_opt_str(const msgpack_object *o, char **out)
+{
+    *out = NULL;
+    if (o->type == MSGPACK_OBJECT_NIL)
+        return true;
+    *out = get_str(o);
+    return *out != NULL;
+}
+
+static void free_headers(struct wm_header *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(h[i].name);
+        free(h[i].value);
+    }
+    free(h);
+}
+
+static int get_headers(const msgpack_object *o, struct wm_header **out, size_t *n_out,
+                       const char **why)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (o->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        *why = "headers not an array";
+        return -EBADMSG;
+    }
+    if (o->via.array.size > MAX_HEADERS) {
+        *why = "too many headers";
+        return -EBADMSG;
+    }
+    size_t n = o->via.array.size;
+    struct wm_header *h = n ? wm_calloc(n, sizeof *h) : NULL;
+    /* *out and *n_out track what is filled so the caller's clear frees it on failure */
+    *out = h;
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *pair = &o->via.array.ptr[i];
+        if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2) {
+            *why = "header not a [name, value] pair";
+            return -EBADMSG;
+        }
+        h[i].name = get_str(&pair->via.array.ptr[0]);
+        h[i].value = get_str(&pair->via.array.ptr[1]);
+        *n_out = i + 1;
+        if (!h[i].name || !h[i].value || !h[i].name[0]) {
+            *why = "bad header";
+            return -EBADMSG;
+        }
+    }
+    return 0;
+}
+
+static const size_t n_fields[] = {
+    [WM_MSG_BUMP] = 4, [WM_MSG_RESYNC] = 2, [WM_MSG_HEARTBEAT] = 1,
+    [WM_MSG_READY] = 1, [WM_MSG_JOB] = 5, [WM_MSG_RESULT] = 6,
+};
+
+/* Fills m from the fields f[0..] of a message whose type is already known and whose
+ * field count has been checked. */
+static int decode_fields(const msgpack_object *f, struct wm_msg *m, const char **why)
+{
+    uint64_t u;
+    int64_t i;
+
+    *why = "bad field";
+    switch (m->type) {
+    case WM_MSG_BUMP:
+        m->u.bump.path = get_str(&f[0]);
+        if (!m->u.bump.path || !get_u64(&f[1], WM_MATCH_PREFIX, &u) ||
+            !get_u64(&f[2], UINT64_MAX, &m->u.bump.seq) ||
+            !get_i64(&f[3], INT64_MIN, INT64_MAX, &m->u.bump.ts_ms))
+            return -EBADMSG;
+        m->u.bump.match = (enum wm_match)u;
+        return 0;
+    case WM_MSG_RESYNC:
+        if (!get_u64(&f[0], UINT64_MAX, &m->u.resync.seq) ||
+            !get_opt_str(&f[1], &m->u.resync.reason))
+            return -EBADMSG;
+        return 0;
+    case WM_MSG_HEARTBEAT:
+        return get_u64(&f[0], UINT64_MAX, &m->u.heartbeat.seq) ? 0 : -EBADMSG;
+    case WM_MSG_READY:
+        if (!get_u64(&f[0], UINT32_MAX, &u))
+            return -EBADMSG;
+        m->u.ready.credits = (uint32_t)u;
+        return 0;
+    case WM_MSG_JOB:
+        if (!get_u64(&f[0], UINT64_MAX, &m->u.job.id))
+            return -EBADMSG;
+        m->u.job.url = get_str(&f[1]);
+        if (!m->u.job.url)
+            return -EBADMSG;
+        if (get_headers(&f[2], &m->u.job.headers, &m->u.job.n_headers, why))
+            return -EBADMSG;
+        *why = "bad field";
+        if (!get_u64(&f[3], UINT32_MAX, &u))
+            return -EBADMSG;
+        m->u.job.timeout_ms = (uint32_t)u;
+        if (!get_u64(&f[4], UINT32_MAX, &u))
+            return -EBADMSG;
+        m->u.job.max_body = (uint32_t)u;
+        return 0;
+    case WM_MSG_RESULT:
+        if (!get_u64(&f[0], UINT64_MAX, &m->u.result.id) || !get_i64(&f[1], 0, 999, &i))
+            return -EBADMSG;
+        m->u.result.status = (int)i;
+        if (get_headers(&f[2], &m->u.result.headers, &m->u.result.n_headers, why))
+            return -EBADMSG;
+        *why = "bad field";
+        {
+            const char *ptr;
+            size_t len;
+            if (f[3].type == MSGPACK_OBJECT_BIN) {
+                ptr = f[3].via.bin.ptr;
+                len = f[3].via.bin.size;
+            } else if (f[3].type == MSGPACK_OBJECT_STR) {   /* liberal: str body */
+                ptr = f[3].via.str.ptr;
+                len = f[3].via.str.size;
+            } else if (f[3].type == MSGPACK_OBJECT_NIL) {
+                ptr = NULL;
+                len = 0;
+            } else {
+                *why = "body not bin";
+                return -EBADMSG;
+            }
+            if (len) {
+                m->u.result.body = wm_malloc(len);
+                memcpy(m->u.result.body, ptr, len);
+                m->u.result.body_len = len;
+            }
+        }
+        if (!get_opt_str(&f[4], &m->u.result.error) || !get_u64(&f[5], UINT32_MAX, &u))
+            return -EBADMSG;
+        m->u.result.elapsed_us = (uint32_t)u;
+        return 0;
+    }
+    *why = "unknown type";
+    return -EBADMSG;
+}
+
+int wm_msg_decode(const void *data, size_t len, struct wm_msg *out, const char **why)
+{
+    msgpack_unpacked up;
+    const char *dummy;
+    size_t off = 0;
+    uint64_t v;
+    int rc = -EBADMSG;
+
+    if (!why)
+        why = &dummy;
+    memset(out, 0, sizeof *out);
+    msgpack_unpacked_init(&up);
+    if (!data || len == 0 || !plausible(data, len)) {
+        *why = "not msgpack";
+        goto cleanup;
+    }
+    msgpack_unpack_return r = msgpack_unpack_next(&up, data, len, &off);
+    if (r != MSGPACK_UNPACK_SUCCESS) {
+        *why = "not msgpack";
+        goto cleanup;
+    }
+    if (off != len) {
+        *why = "trailing bytes";
+        goto cleanup;
+    }
+    const msgpack_object *top = &up.data;
+    if (top->type != MSGPACK_OBJECT_ARRAY || top->via.array.size < 3) {
+        *why = "not an array of at least 3";
+        goto cleanup;
+    }
+    const msgpack_object *a = top->via.array.ptr;
+    if (!get_u64(&a[0], UINT64_MAX, &v)) {
+        *why = "bad version";
+        goto cleanup;
+    }
+    if (v != WM_MSG_VERSION) {
+        *why = "unknown version";
+        rc = -EPROTONOSUPPORT;
+        goto cleanup;
+    }
+    if (!get_u64(&a[1], WM_MSG_RESULT, &v) || v < WM_MSG_BUMP) {
+        *why = "unknown type";
+        goto cleanup;
+    }
+    out->type = (enum wm_msg_type)v;
+    if (!get_u64(&a[2], UINT64_MAX, &out->instance)) {
+        *why = "bad instance";
+        goto cleanup;
+    }
+    /* Extra trailing fields are ignored so a later release can append fields without
+     * a version bump; missing ones are an error. */
+    if (top->via.array.size - 3 < n_fields[out->type]) {
+        *why = "missing fields";
+        goto cleanup;
+    }
+    rc = decode_fields(a + 3, out, why);
+cleanup:
+    msgpack_unpacked_destroy(&up);
+    if (rc)
+        wm_msg_clear(out);
+    return rc;
+}
+
+void wm_msg_clear(struct wm_msg *m)
+{
+    if (!m)
+        return;
+    switch (m->type) {
+    case WM_MSG_BUMP:
+        free(m->u.bump.path);
+        break;
+    case WM_MSG_RESYNC:
+        free(m->u.resync.reason);
+        break;
+    case WM_MSG_JOB:
+        free(m->u.job.url);
+        free_headers(m->u.job.headers, m->u.job.n_headers);
+        break;
+    case WM_MSG_RESULT:
+        free_headers(m->u.result.headers, m->u.result.n_headers);
+        free(m->u.result.body);
+        free(m->u.result.error);
+        break;
+    default:
+        break;
+    }
+    memset(m, 0, sizeof *m);
+}
+
+const char *wm_msg_type_name(enum wm_msg_type t)
+{
+    switch (t) {
+    case WM_MSG_BUMP: return "BUMP";
+    case WM_MSG_RESYNC: return "RESYNC";
+    case WM_MSG_HEARTBEAT: return "HEARTBEAT";
+    case WM_MSG_READY: return "READY";
+    case WM_MSG_JOB: return "JOB";
+    case WM_MSG_RESULT: return "RESULT";
+    }
+    return "?";
+}
