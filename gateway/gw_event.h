@@ -36,14 +36,16 @@ struct gw_event {
     struct gw_frame *frame[2][2];  /* [ser][retained], encoded on first use */
 };
 
-/* Takes ownership of *result (it is cleared). */
+/* Takes ownership of *result (it is cleared, also when NULL is returned for a NULL
+ * topic). max_message 0 means no cap. */
 struct gw_event *gw_event_new(uint64_t sub_id, uint64_t pub_id, const char *topic,
                               struct wm_msg *result, size_t max_message);
 struct gw_event *gw_event_ref(struct gw_event *e);
 void gw_event_unref(struct gw_event **e);
 /* The encoded EVENT for a session of serializer ser. Borrowed: valid while e lives;
- * gw_frame_ref it to keep it. Counts pages_too_large via *too_large when it had to
- * substitute the 502 page. Returns NULL only on an encode failure. */
+ * gw_frame_ref it to keep it. Counts pages_too_large via *too_large (may be NULL): set
+ * true only by the call that encoded the 502 substitute, false otherwise, so a counter
+ * counts each substitution once. Returns NULL only on an encode failure. */
 struct gw_frame *gw_event_frame(struct gw_event *e, enum gw_ser ser, bool retained,
                                 bool *too_large);
 

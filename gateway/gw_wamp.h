@@ -32,11 +32,13 @@ enum gw_wamp_code {
 /* Decodes one whole frame. Returns a new reference to a non-empty JSON array whose
  * first element is an integer message code, or NULL with *why set (static string:
  * "invalid JSON", "invalid msgpack", "not an array", "empty array", "no message code",
- * "trailing data", "too deep"). msgpack maps become objects (non-string keys: error),
- * bin becomes a string holding the bytes (json_stringn_nocheck), ext becomes
- * json_null() in arrays and is left out of objects (an option that is an extension
- * counts as absent), any integer width is accepted (uint64 above INT64_MAX: error),
- * float32/64 become reals. Nesting is limited to 32 levels. */
+ * "trailing data", "too deep", "integer too large", "non-string key", "invalid UTF-8",
+ * "invalid number"). Strings may hold NUL bytes (JSON "\u0000", msgpack str/bin): use
+ * json_string_length where that matters. msgpack maps become objects (non-string
+ * keys: error), bin becomes a string holding the bytes (json_stringn_nocheck), ext
+ * becomes json_null() in arrays and is left out of objects (an option that is an
+ * extension counts as absent), any integer width is accepted (uint64 above INT64_MAX:
+ * error), float32/64 become reals. Nesting is limited to 32 levels. */
 json_t *gw_wamp_decode(enum gw_ser ser, const void *data, size_t len, const char **why);
 
 /* Appends the encoding of msg (a JSON array) to out. JSON: compact UTF-8 (jansson
@@ -57,8 +59,11 @@ struct gw_page {
 /* Appends [36, sub, pub, {"topic": topic[, "retained": true]}, [], {"status": ...,
  * "headers": {name: value, ...}, "body": ...[, "error": "..."]}]. A body that is valid
  * UTF-8 is a string (msgpack str); otherwise msgpack bin, or in JSON the WAMP binary
- * convention "\u0000" + base64. Duplicate header names: the first wins (the fetcher
- * already joins repeated headers). Returns 0 or -EINVAL. */
+ * convention "\u0000" + base64 (also used in JSON for a text body starting with NUL,
+ * which would otherwise read as binary). Duplicate header names: the first wins (the
+ * fetcher already joins repeated headers). Invalid UTF-8 in topic, header or error
+ * becomes U+FFFD. Returns 0, or -EINVAL (out unchanged) for a NULL topic/page, an id
+ * outside [1, WAMP_ID_MAX] or an unknown ser. */
 int gw_wamp_encode_event(enum gw_ser ser, uint64_t sub, uint64_t pub, const char *topic,
                          bool retained, const struct gw_page *page, struct wm_buf *out);
 
