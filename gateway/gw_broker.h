@@ -33,6 +33,8 @@ struct gw_broker_config {
 
 struct gw_broker *gw_broker_new(const struct gw_broker_config *cfg, struct gw_pool *pool,
                                 gw_deliver_fn deliver, struct gw_stats *stats);
+/* Frees every client still open and cancels their fetches: call it before
+ * gw_pool_free. */
 void gw_broker_free(struct gw_broker **b);
 
 /* A session joins. token may be NULL (anonymous: no auth header is sent). The client
@@ -41,12 +43,15 @@ struct gw_client *gw_broker_client_new(struct gw_broker *b, void *session, const
 /* Drops every membership of the client and frees it (pages in flight for it are
  * dropped). NULL-safe, clears the pointer. */
 void gw_broker_client_free(struct gw_broker *b, struct gw_client **c);
-/* Replaces the token used for this client's later fetches. */
+/* Replaces the token used for this client's later fetches. Fetches nothing by itself,
+ * except that a snapshot or a post-bump page the client was still owed is fetched
+ * again with the new token (the old group's page no longer reaches it). */
 void gw_broker_client_set_token(struct gw_broker *b, struct gw_client *c, const char *token);
 
 /* Subscribes c to topic (already validated). *sub_id gets the topic's subscription id.
  * Subscribing again to the same topic returns the same id and, with retained, fetches
- * a snapshot again. Returns 0, or -ENOSPC over max_subscriptions. */
+ * a snapshot again. Returns 0, or -ENOSPC over max_subscriptions (counted here in
+ * subscribe_refused; the caller counts only the topics it rejects itself). */
 int gw_broker_subscribe(struct gw_broker *b, struct gw_client *c, const char *topic,
                         bool retained, uint64_t *sub_id);
 /* Returns 0, or -ENOENT when c has no subscription with this id. */

@@ -39,7 +39,8 @@ struct gw_job {
 void gw_job_free(struct gw_job **j);   /* frees url and headers too; NULL-safe */
 
 /* Sends msg to the fetcher with this routing id. Returns 0, or negative when it could
- * not be sent (the pool then treats the fetcher as gone). */
+ * not be sent (the pool then treats the fetcher as gone). It must not call back into
+ * the pool: drain the socket (LIBRARIES.md) after the pool call that sent returns. */
 typedef int (*gw_pool_send_fn)(void *ud, const void *id, size_t idlen,
                                const struct wm_msg *msg);
 /* A job finished: result is borrowed for the call (the callee may move out of it with
@@ -57,7 +58,9 @@ struct gw_pool *gw_pool_new(const struct gw_pool_config *cfg, gw_pool_send_fn se
                             gw_pool_result_fn on_result, void *ud, struct gw_stats *stats);
 void gw_pool_free(struct gw_pool **p);   /* frees queued and in-flight jobs */
 
-/* Queues the job (sets job->id) and sends what credit allows. Takes ownership. */
+/* Queues the job (sets job->id) and sends what credit allows. Takes ownership.
+ * Neither submit nor cancel ever calls on_result (so the broker may call them while
+ * walking its own tables); on_result runs only from on_message and tick. */
 void gw_pool_submit(struct gw_pool *p, struct gw_job *job);
 /* The broker no longer wants this job (its group went away). The pool frees it now if
  * queued, or when its result comes back / it times out, without calling on_result. */
@@ -65,7 +68,8 @@ void gw_pool_cancel(struct gw_pool *p, struct gw_job *job);
 
 /* A message from a fetcher (routing id + decoded message; msg borrowed). */
 void gw_pool_on_message(struct gw_pool *p, const void *id, size_t idlen, struct wm_msg *msg);
-/* Heartbeats out, dead fetchers, timed-out jobs. Call at least every WM_HEARTBEAT_MS/2. */
+/* Heartbeats out, dead fetchers, timed-out jobs. Call at least every WM_HEARTBEAT_MS/2
+ * with now_ms = wm_now_ms() (the pool stamps messages and sends with that clock). */
 void gw_pool_tick(struct gw_pool *p, int64_t now_ms);
 
 size_t gw_pool_live_fetchers(const struct gw_pool *p);

@@ -46,6 +46,7 @@ struct gw_stats {
     uint64_t events_replaced;        /* an undelivered EVENT replaced by a newer page */
     uint64_t events_dropped;         /* dropped: unsubscribed or session closed before send */
     uint64_t pages_too_large;        /* page over the message cap, sent as 502 */
+    uint64_t publishes_refused;      /* PUBLISH from a client (dropped, or ERROR if acknowledged) */
 };
 
 #endif

@@ -1,0 +1,497 @@
+/* gw_broker: who is subscribed to what, with which token. Bumps become at most one
+ * fetch in flight and one pending per (topic, token) group; each page is wrapped once
+ * in a gw_event and handed to every member of the group (docs/internals.md). */
+#include "gw_broker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uthash.h>
+#include <utlist.h>
+
+#include "wm_buf.h"
+#include "wm_log.h"
+#include "gw_wamp.h"
+
+struct gw_base;
+struct gw_group;
+
+/* One distinct topic string; its subscription id is shared by every session on it. */
+struct gw_topic {
+    char *name;                  /* owned, hash key */
+    uint64_t sub_id;
+    struct gw_group *groups;     /* by token (uthash hh); anonymous ones in anon */
+    struct gw_group *anon;
+    struct gw_base *base;        /* index entry of the part before '?' */
+    struct gw_topic *bprev, *bnext;   /* in base->topics */
+    UT_hash_handle hh;           /* b->topics */
+};
+
+/* Topics sharing a path before '?', so a plain-path bump finds its query variants. */
+struct gw_base {
+    char *path;                  /* owned, hash key */
+    struct gw_topic *topics;     /* utlist DL via bprev/bnext */
+    UT_hash_handle hh;
+};
+
+struct gw_member;
+
+/* (topic, token): the sessions that see the same page and share one fetch. */
+struct gw_group {
+    struct gw_topic *topic;
+    char *token;                 /* owned; NULL = anonymous */
+    struct gw_member *members;   /* utlist DL via gprev/gnext */
+    size_t n_members;
+    size_t n_snap_pending;       /* members with snap_pending */
+    struct gw_job *job;          /* in flight (owned by the pool), NULL when idle */
+    bool job_bump;               /* that job's page goes to every member */
+    bool pending_bump;           /* a bump came in while the job was in flight */
+    bool delivering;             /* members are being walked: do not free the group */
+    UT_hash_handle hh;           /* topic->groups */
+};
+
+/* One session's subscription to one topic. */
+struct gw_member {
+    struct gw_client *client;
+    struct gw_group *group;
+    uint64_t sub_id;             /* hash key in client->members */
+    bool snap_pending;           /* asked for a snapshot; the next job covers it */
+    bool snap_in_flight;         /* the group's job in flight covers its snapshot */
+    struct gw_member *gprev, *gnext;
+    UT_hash_handle hh;
+};
+
+struct gw_client {
+    void *session;
+    char *token;                 /* owned; NULL = anonymous */
+    struct gw_member *members;   /* by sub_id */
+    struct gw_client *prev, *next;   /* b->clients */
+};
+
+struct gw_broker {
+    struct gw_broker_config cfg;
+    char *backend_url;           /* owned copy */
+    struct gw_pool *pool;
+    gw_deliver_fn deliver;
+    struct gw_stats *stats;
+    struct gw_topic *topics;     /* by name */
+    struct gw_base *bases;       /* by base path */
+    struct gw_client *clients;
+    uint64_t next_sub_id;
+    uint64_t next_pub_id;
+    struct gw_member *cursor;    /* next member of the group being delivered to */
+};
+
+/* Ids live in [1, 2^53] (WAMP): wrap before leaving it. */
+static uint64_t next_id(uint64_t *counter)
+{
+    uint64_t id = *counter;
+    *counter = id >= (uint64_t)WAMP_ID_MAX ? 1 : id + 1;
+    return id;
+}
+
+static bool same_token(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+static size_t topic_count(const struct gw_broker *b)
+{
+    return HASH_COUNT(b->topics);
+}
+
+/* --- jobs ---------------------------------------------------------------------- */
+
+static void set_header(struct wm_header *h, const char *name, char *value_owned)
+{
+    h->name = wm_strdup(name);
+    h->value = value_owned;
+}
+
+static struct gw_job *job_build(struct gw_broker *b, struct gw_group *g)
+{
+    struct gw_job *j = wm_calloc(1, sizeof *j);
+    size_t ulen = strlen(b->backend_url), tlen = strlen(g->topic->name);
+    j->url = wm_malloc(ulen + tlen + 1);
+    memcpy(j->url, b->backend_url, ulen);
+    memcpy(j->url + ulen, g->topic->name, tlen + 1);
+    j->headers = wm_calloc(3, sizeof *j->headers);
+    if (g->token && b->cfg.auth && b->cfg.auth->name)
+        set_header(&j->headers[j->n_headers++], b->cfg.auth->name,
+                   wm_auth_header_value(b->cfg.auth, g->token));
+    set_header(&j->headers[j->n_headers++], "X-Waymark", wm_strdup("1"));
+    set_header(&j->headers[j->n_headers++], "Accept", wm_strdup("*/*"));
+    j->timeout_ms = b->cfg.fetch_timeout_ms;
+    j->max_body = b->cfg.max_page_bytes;
+    j->owner = g;
+    return j;
+}
+
+/* Starts the group's next fetch if it needs one and none is in flight. The members
+ * whose snapshot was pending are covered by this job from now on. */
+static void group_kick(struct gw_broker *b, struct gw_group *g)
+{
+    struct gw_member *m;
+    if (g->job || (!g->pending_bump && g->n_snap_pending == 0))
+        return;
+    g->job_bump = g->pending_bump;
+    g->pending_bump = false;
+    if (g->n_snap_pending) {
+        DL_FOREACH2(g->members, m, gnext) {
+            if (m->snap_pending) {
+                m->snap_pending = false;
+                m->snap_in_flight = true;
+            }
+        }
+        g->n_snap_pending = 0;
+    }
+    g->job = job_build(b, g);
+    gw_pool_submit(b->pool, g->job);
+}
+
+static void group_bump(struct gw_broker *b, struct gw_group *g)
+{
+    if (g->job || g->pending_bump)
+        b->stats->fetches_coalesced++;
+    g->pending_bump = true;
+    group_kick(b, g);
+}
+
+static void member_want_snapshot(struct gw_group *g, struct gw_member *m)
+{
+    if (!m->snap_pending) {
+        m->snap_pending = true;
+        g->n_snap_pending++;
+    }
+}
+
+/* --- topics and groups ------------------------------------------------------- */
+
+static struct gw_topic *topic_get(struct gw_broker *b, const char *name)
+{
+    struct gw_topic *t = NULL;
+    HASH_FIND_STR(b->topics, name, t);
+    if (t)
+        return t;
+    t = wm_calloc(1, sizeof *t);
+    t->name = wm_strdup(name);
+    t->sub_id = next_id(&b->next_sub_id);
+    HASH_ADD_KEYPTR(hh, b->topics, t->name, strlen(t->name), t);
+
+    size_t blen = strcspn(name, "?");
+    struct gw_base *base = NULL;
+    HASH_FIND(hh, b->bases, name, blen, base);
+    if (!base) {
+        base = wm_calloc(1, sizeof *base);
+        base->path = wm_strndup(name, blen);
+        HASH_ADD_KEYPTR(hh, b->bases, base->path, blen, base);
+    }
+    t->base = base;
+    DL_APPEND2(base->topics, t, bprev, bnext);
+    b->stats->topics = topic_count(b);
+    return t;
+}
+
+static void topic_release(struct gw_broker *b, struct gw_topic *t)
+{
+    if (t->anon || t->groups)
+        return;
+    struct gw_base *base = t->base;
+    DL_DELETE2(base->topics, t, bprev, bnext);
+    if (!base->topics) {
+        HASH_DEL(b->bases, base);
+        free(base->path);
+        free(base);
+    }
+    HASH_DEL(b->topics, t);
+    b->stats->topics = topic_count(b);
+    free(t->name);
+    free(t);
+}
+
+static struct gw_group *group_get(struct gw_broker *b, struct gw_topic *t, const char *token)
+{
+    struct gw_group *g = NULL;
+    if (!token)
+        g = t->anon;
+    else
+        HASH_FIND_STR(t->groups, token, g);
+    if (g)
+        return g;
+    g = wm_calloc(1, sizeof *g);
+    g->topic = t;
+    if (!token) {
+        t->anon = g;
+    } else {
+        g->token = wm_strdup(token);
+        HASH_ADD_KEYPTR(hh, t->groups, g->token, strlen(g->token), g);
+    }
+    b->stats->groups++;
+    return g;
+}
+
+/* Frees a group that has no members left (cancelling its fetch), then its topic if
+ * that was the last group. Not while its members are being walked. */
+static void group_release(struct gw_broker *b, struct gw_group *g)
+{
+    if (g->members || g->delivering)
+        return;
+    struct gw_topic *t = g->topic;
+    if (g->job) {
+        gw_pool_cancel(b->pool, g->job);
+        g->job = NULL;
+    }
+    if (g == t->anon)
+        t->anon = NULL;
+    else
+        HASH_DEL(t->groups, g);
+    b->stats->groups--;
+    free(g->token);
+    free(g);
+    topic_release(b, t);
+}
+
+static void group_add(struct gw_group *g, struct gw_member *m)
+{
+    m->group = g;
+    DL_APPEND2(g->members, m, gprev, gnext);
+    g->n_members++;
+}
+
+/* Takes m out of its group's list; the group itself is left for group_release. */
+static void group_remove(struct gw_broker *b, struct gw_member *m)
+{
+    struct gw_group *g = m->group;
+    if (b->cursor == m)
+        b->cursor = m->gnext;
+    if (m->snap_pending)
+        g->n_snap_pending--;
+    m->snap_pending = false;
+    m->snap_in_flight = false;
+    DL_DELETE2(g->members, m, gprev, gnext);
+    g->n_members--;
+    m->group = NULL;
+}
+
+static void member_free(struct gw_broker *b, struct gw_member *m)
+{
+    struct gw_group *g = m->group;
+    HASH_DEL(m->client->members, m);
+    group_remove(b, m);
+    b->stats->subscriptions--;
+    free(m);
+    group_release(b, g);
+}
+
+/* --- public API -------------------------------------------------------------- */
+
+struct gw_broker *gw_broker_new(const struct gw_broker_config *cfg, struct gw_pool *pool,
+                                gw_deliver_fn deliver, struct gw_stats *stats)
+{
+    struct gw_broker *b = wm_calloc(1, sizeof *b);
+    b->cfg = *cfg;
+    b->backend_url = wm_strdup(cfg->backend_url ? cfg->backend_url : "");
+    b->cfg.backend_url = b->backend_url;
+    b->pool = pool;
+    b->deliver = deliver;
+    b->stats = stats;
+    b->next_sub_id = 1;
+    b->next_pub_id = 1;
+    return b;
+}
+
+void gw_broker_free(struct gw_broker **bp)
+{
+    if (!bp || !*bp)
+        return;
+    struct gw_broker *b = *bp;
+    struct gw_client *c, *ct;
+    DL_FOREACH_SAFE(b->clients, c, ct) {
+        struct gw_client *tmp = c;
+        gw_broker_client_free(b, &tmp);
+    }
+    free(b->backend_url);
+    free(b);
+    *bp = NULL;
+}
+
+struct gw_client *gw_broker_client_new(struct gw_broker *b, void *session, const char *token)
+{
+    struct gw_client *c = wm_calloc(1, sizeof *c);
+    c->session = session;
+    c->token = token ? wm_strdup(token) : NULL;
+    DL_APPEND(b->clients, c);
+    return c;
+}
+
+void gw_broker_client_free(struct gw_broker *b, struct gw_client **cp)
+{
+    if (!cp || !*cp)
+        return;
+    struct gw_client *c = *cp;
+    struct gw_member *m, *mt;
+    HASH_ITER(hh, c->members, m, mt)
+        member_free(b, m);
+    DL_DELETE(b->clients, c);
+    free(c->token);
+    free(c);
+    *cp = NULL;
+}
+
+void gw_broker_client_set_token(struct gw_broker *b, struct gw_client *c, const char *token)
+{
+    struct gw_member *m, *mt;
+    if (same_token(c->token, token))
+        return;
+    free(c->token);
+    c->token = token ? wm_strdup(token) : NULL;
+    HASH_ITER(hh, c->members, m, mt) {
+        struct gw_group *old = m->group;
+        /* What the member was still owed from the old group (a page fetched after the
+         * last bump, a snapshot) must now come with the new token; nothing else is
+         * fetched just because the token changed. */
+        bool owed_bump = (old->job && old->job_bump) || old->pending_bump;
+        bool owed_snap = m->snap_pending || m->snap_in_flight;
+        struct gw_group *g = group_get(b, old->topic, token);
+        group_remove(b, m);
+        group_add(g, m);
+        if (owed_snap)
+            member_want_snapshot(g, m);
+        if (owed_bump)
+            group_bump(b, g);
+        else
+            group_kick(b, g);
+        group_release(b, old);
+    }
+}
+
+int gw_broker_subscribe(struct gw_broker *b, struct gw_client *c, const char *topic,
+                        bool retained, uint64_t *sub_id)
+{
+    struct gw_topic *t = NULL;
+    struct gw_member *m = NULL;
+    HASH_FIND_STR(b->topics, topic, t);
+    if (t)
+        HASH_FIND(hh, c->members, &t->sub_id, sizeof t->sub_id, m);
+    if (!m) {
+        if (b->cfg.max_subscriptions && HASH_COUNT(c->members) >= b->cfg.max_subscriptions) {
+            b->stats->subscribe_refused++;
+            return -ENOSPC;
+        }
+        t = topic_get(b, topic);
+        m = wm_calloc(1, sizeof *m);
+        m->client = c;
+        m->sub_id = t->sub_id;
+        HASH_ADD(hh, c->members, sub_id, sizeof m->sub_id, m);
+        group_add(group_get(b, t, c->token), m);
+        b->stats->subscriptions++;
+    }
+    *sub_id = m->sub_id;
+    if (retained) {
+        member_want_snapshot(m->group, m);
+        group_kick(b, m->group);
+    }
+    return 0;
+}
+
+int gw_broker_unsubscribe(struct gw_broker *b, struct gw_client *c, uint64_t sub_id)
+{
+    struct gw_member *m = NULL;
+    HASH_FIND(hh, c->members, &sub_id, sizeof sub_id, m);
+    if (!m)
+        return -ENOENT;
+    member_free(b, m);
+    return 0;
+}
+
+static void topic_bump(struct gw_broker *b, struct gw_topic *t)
+{
+    struct gw_group *g, *gt;
+    if (t->anon)
+        group_bump(b, t->anon);
+    HASH_ITER(hh, t->groups, g, gt)
+        group_bump(b, g);
+}
+
+size_t gw_broker_bump(struct gw_broker *b, const char *path, enum wm_match match)
+{
+    struct gw_topic *t = NULL, *tt;
+    size_t n = 0;
+    if (!path)
+        return 0;
+    if (match == WM_MATCH_PREFIX) {
+        size_t len = strlen(path);
+        HASH_ITER(hh, b->topics, t, tt) {
+            if (strncmp(t->name, path, len) == 0) {
+                topic_bump(b, t);
+                n++;
+            }
+        }
+    } else if (strchr(path, '?')) {
+        HASH_FIND_STR(b->topics, path, t);
+        if (t) {
+            topic_bump(b, t);
+            n++;
+        }
+    } else {
+        struct gw_base *base = NULL;
+        HASH_FIND_STR(b->bases, path, base);
+        if (base) {
+            DL_FOREACH2(base->topics, t, bnext) {
+                topic_bump(b, t);
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+void gw_broker_refresh_all(struct gw_broker *b)
+{
+    struct gw_topic *t, *tt;
+    HASH_ITER(hh, b->topics, t, tt)
+        topic_bump(b, t);
+}
+
+void gw_broker_on_result(void *broker, struct gw_job *job, struct wm_msg *result)
+{
+    struct gw_broker *b = broker;
+    struct gw_group *g = job->owner;
+    struct gw_event *ev = NULL;
+    struct gw_member *m;
+
+    if (!g || g->job != job) {   /* cancelled: the pool should not get here */
+        gw_job_free(&job);
+        return;
+    }
+    g->job = NULL;
+    gw_job_free(&job);
+    ev = gw_event_new(g->topic->sub_id, next_id(&b->next_pub_id), g->topic->name, result,
+                      b->cfg.max_message_bytes);
+    bool bump = g->job_bump;
+    g->job_bump = false;
+
+    /* deliver may re-enter the broker (a session closing, unsubscribing, changing its
+     * token): b->cursor skips members removed meanwhile, delivering keeps g alive. */
+    g->delivering = true;
+    struct gw_member *saved = b->cursor;
+    b->cursor = g->members;
+    while ((m = b->cursor)) {
+        b->cursor = m->gnext;
+        bool snap = m->snap_in_flight;
+        m->snap_in_flight = false;
+        if (ev && (bump || snap))
+            b->deliver(m->client->session, m->sub_id, ev, snap);
+    }
+    b->cursor = saved;
+    g->delivering = false;
+    gw_event_unref(&ev);
+
+    if (!g->members)
+        group_release(b, g);
+    else
+        group_kick(b, g);
+}
