@@ -1,0 +1,509 @@
+/* gw_engine: wires the gateway's modules into lws's own poll loop. ZeroMQ sockets are
+ * polled through dup(ZMQ_FD) adopted as raw file descriptors; ZMQ_FD is edge-triggered,
+ * so every wakeup drains fully and every send schedules another drain (LIBRARIES.md). */
+#include "gw_engine.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+#include <zmq.h>
+
+#include "gw_broker.h"
+#include "gw_bumps.h"
+#include "gw_pool.h"
+#include "gw_server.h"
+#include "gw_session.h"
+#include "gw_stats.h"
+#include "wm_buf.h"
+#include "wm_log.h"
+#include "wm_metrics.h"
+#include "wm_msg.h"
+#include "wm_proto.h"
+#include "wm_time.h"
+#include "wm_zmq.h"
+
+#define GW_TICK_MS        100    /* safety-net drain, pool and liveness timers */
+#define GW_DRAIN_BUDGET   4096   /* messages per socket per pass, then let lws run */
+#define GW_JOB_ATTEMPTS   3
+#define GW_RAW_PROTOCOL   "waymark-raw-fd"
+
+enum fd_kind { FD_SUB, FD_ROUTER, FD_METRICS };
+
+/* Opaque user data of each adopted descriptor. */
+struct engine_fd {
+    struct gw_engine *e;
+    enum fd_kind kind;
+};
+
+struct gw_engine {
+    struct gw_engine_config cfg;
+    struct gw_stats stats;
+    uint64_t instance;
+    void *zctx, *sub, *router;
+    struct gw_pool *pool;
+    struct gw_broker *broker;
+    struct gw_bumps *bumps;
+    struct gw_server *server;
+    struct wm_metrics_server *metrics;
+    struct engine_fd fd_sub, fd_router, fd_metrics;
+    lws_sorted_usec_list_t sul_tick, sul_drain;   /* first members: see container_of */
+    bool drain_scheduled, draining;
+    int64_t last_second_ms;
+    struct wm_buf sendbuf;
+    struct wm_ratelimit rl_bad, rl_send;
+    volatile sig_atomic_t stop;
+};
+
+static struct gw_engine *signal_engine;   /* the one engine the signal handler stops */
+
+static void drain_cb(lws_sorted_usec_list_t *sul);
+
+static void schedule_drain(struct gw_engine *e)
+{
+    struct lws_context *ctx = e->server ? gw_server_context(e->server) : NULL;
+
+    if (e->drain_scheduled || !ctx)
+        return;
+    e->drain_scheduled = true;
+    lws_sul_schedule(ctx, 0, &e->sul_drain, drain_cb, 1);
+}
+
+static void bad_message(struct gw_engine *e, const char *from, const char *why)
+{
+    uint64_t suppressed = 0;
+
+    e->stats.bad_messages++;
+    if (wm_ratelimit_allow(&e->rl_bad, wm_now_ms(), WM_RATELIMIT_LOG_MS, &suppressed))
+        wm_warn("bad message", "from=%s reason=\"%s\" suppressed=%llu", from, why,
+                (unsigned long long)suppressed);
+}
+
+static void on_sub_message(struct gw_engine *e, struct wm_zframes *f)
+{
+    struct wm_msg msg = {0};
+    const char *why = "bad frame count";
+
+    if (f->n != 1 ||
+        wm_msg_decode(wm_zframe_data(f, 0), wm_zframe_size(f, 0), &msg, &why) != 0) {
+        bad_message(e, "dispatcher", why);
+        return;
+    }
+    gw_bumps_on_message(e->bumps, &msg, wm_now_ms());
+    wm_msg_clear(&msg);
+}
+
+static void on_router_message(struct gw_engine *e, struct wm_zframes *f)
+{
+    struct wm_msg msg = {0};
+    const char *why = "bad frame count";
+
+    if (f->n != 2 ||
+        wm_msg_decode(wm_zframe_data(f, 1), wm_zframe_size(f, 1), &msg, &why) != 0) {
+        bad_message(e, "fetcher", why);
+        return;
+    }
+    switch (msg.type) {
+    case WM_MSG_READY:
+    case WM_MSG_HEARTBEAT:
+    case WM_MSG_RESULT:
+        gw_pool_on_message(e->pool, wm_zframe_data(f, 0), wm_zframe_size(f, 0), &msg);
+        break;
+    default:
+        bad_message(e, "fetcher", "unexpected message type");
+    }
+    wm_msg_clear(&msg);
+}
+
+/* Returns true when the budget ran out before the socket was empty. */
+static bool drain_socket(struct gw_engine *e, void *sock, enum fd_kind kind)
+{
+    struct wm_zframes f;
+    int rc;
+
+    for (int i = 0; i < GW_DRAIN_BUDGET; i++) {
+        rc = wm_zmq_recv(sock, &f);
+        if (rc == -EAGAIN)
+            return false;
+        if (rc == -EMSGSIZE) {
+            bad_message(e, kind == FD_SUB ? "dispatcher" : "fetcher", "too many parts");
+            continue;
+        }
+        if (rc < 0) {
+            bad_message(e, kind == FD_SUB ? "dispatcher" : "fetcher", zmq_strerror(-rc));
+            return false;
+        }
+        if (kind == FD_SUB)
+            on_sub_message(e, &f);
+        else
+            on_router_message(e, &f);
+        wm_zframes_close(&f);
+    }
+    return true;
+}
+
+static void drain(struct gw_engine *e)
+{
+    bool more;
+
+    if (e->draining) {          /* a send inside a handler: come back after this pass */
+        schedule_drain(e);
+        return;
+    }
+    e->draining = true;
+    more = drain_socket(e, e->router, FD_ROUTER);
+    more |= drain_socket(e, e->sub, FD_SUB);
+    e->draining = false;
+    if (more)
+        schedule_drain(e);      /* let websocket I/O run between big batches */
+}
+
+static void drain_cb(lws_sorted_usec_list_t *sul)
+{
+    struct gw_engine *e = lws_container_of(sul, struct gw_engine, sul_drain);
+
+    e->drain_scheduled = false;
+    drain(e);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct gw_engine *e = lws_container_of(sul, struct gw_engine, sul_tick);
+    int64_t now = wm_now_ms();
+
+    drain(e);
+    gw_pool_tick(e->pool, now);
+    if (now - e->last_second_ms >= 1000) {
+        e->last_second_ms = now;
+        gw_bumps_tick(e->bumps, now);
+        if (e->metrics)
+            wm_metrics_server_run(e->metrics);   /* MHD's own timeouts */
+    }
+    lws_sul_schedule(gw_server_context(e->server), 0, &e->sul_tick, tick_cb,
+                     GW_TICK_MS * LWS_US_PER_MS);
+}
+
+/* The pool's send callback: JOB and HEARTBEAT to one fetcher on the ROUTER. */
+static int pool_send(void *ud, const void *id, size_t idlen, const struct wm_msg *msg)
+{
+    struct gw_engine *e = ud;
+    uint64_t suppressed = 0;
+    int rc;
+
+    wm_buf_reset(&e->sendbuf);
+    if (wm_msg_encode(msg, &e->sendbuf) != 0)
+        return -EINVAL;
+    rc = wm_zmq_send(e->router, id, idlen, e->sendbuf.data, e->sendbuf.len);
+    /* A send can consume the edge on ZMQ_FD: without another drain, messages already
+     * waiting would sit there until the safety timer. */
+    schedule_drain(e);
+    if (rc < 0 && rc != -EHOSTUNREACH &&
+        wm_ratelimit_allow(&e->rl_send, wm_now_ms(), WM_RATELIMIT_LOG_MS, &suppressed))
+        wm_warn("send to fetcher failed", "error=\"%s\" suppressed=%llu", zmq_strerror(-rc),
+                (unsigned long long)suppressed);
+    return rc;
+}
+
+static void pool_result(void *ud, struct gw_job *job, struct wm_msg *result)
+{
+    struct gw_engine *e = ud;
+
+    gw_broker_on_result(e->broker, job, result);
+}
+
+static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                        void *in, size_t len)
+{
+    struct engine_fd *fd = lws_get_opaque_user_data(wsi);
+
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (!fd)
+            return 0;
+        if (fd->kind == FD_METRICS)
+            wm_metrics_server_run(fd->e->metrics);
+        else
+            drain(fd->e);
+        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return 1;   /* a websocket client naming this protocol: refuse */
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols raw_protocol = {
+    .name = GW_RAW_PROTOCOL, .callback = raw_callback,
+};
+
+static int adopt(struct gw_engine *e, int fd, struct engine_fd *efd, enum fd_kind kind,
+                 char *err, size_t errlen)
+{
+    lws_sock_file_fd_type u;
+    struct lws *wsi;
+    int dupfd = dup(fd);   /* lws closes what it adopts; the socket keeps its own */
+
+    if (fd < 0 || dupfd < 0) {
+        snprintf(err, errlen, "cannot dup a descriptor to poll: %s", strerror(errno));
+        return -errno;
+    }
+    efd->e = e;
+    efd->kind = kind;
+    u.filefd = dupfd;
+    wsi = lws_adopt_descriptor_vhost(gw_server_vhost(e->server), LWS_ADOPT_RAW_FILE_DESC, u,
+                                     GW_RAW_PROTOCOL, NULL);
+    if (!wsi) {
+        snprintf(err, errlen, "cannot add a descriptor to the event loop");
+        return -ENOMEM;
+    }
+    lws_set_opaque_user_data(wsi, efd);
+    return 0;
+}
+
+static int open_zmq(struct gw_engine *e, char *err, size_t errlen)
+{
+    const struct wm_endpoints *eps = e->cfg.bump_endpoints;
+
+    e->zctx = zmq_ctx_new();
+    if (!e->zctx) {
+        snprintf(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
+        return -ENOMEM;
+    }
+    e->sub = zmq_socket(e->zctx, ZMQ_SUB);
+    e->router = zmq_socket(e->zctx, ZMQ_ROUTER);
+    if (!e->sub || !e->router) {
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        return -ENOMEM;
+    }
+    wm_zmq_setint(e->sub, ZMQ_LINGER, 0);
+    wm_zmq_setint(e->sub, ZMQ_RCVHWM, WM_BUMP_HWM);
+    zmq_setsockopt(e->sub, ZMQ_SUBSCRIBE, "", 0);
+    for (size_t i = 0; i < eps->n; i++) {
+        if (zmq_connect(e->sub, eps->list[i]) != 0) {
+            snprintf(err, errlen, "cannot connect to bump endpoint %s: %s", eps->list[i],
+                     zmq_strerror(errno));
+            return -EINVAL;
+        }
+    }
+    wm_zmq_setint(e->router, ZMQ_LINGER, 0);
+    wm_zmq_setint(e->router, ZMQ_ROUTER_MANDATORY, 1);
+    wm_zmq_setint(e->router, ZMQ_SNDHWM, WM_FETCH_HWM);
+    wm_zmq_setint(e->router, ZMQ_RCVHWM, WM_FETCH_HWM);
+    if (zmq_bind(e->router, e->cfg.fetch_endpoint) != 0) {
+        snprintf(err, errlen, "cannot bind fetch endpoint %s: %s", e->cfg.fetch_endpoint,
+                 zmq_strerror(errno));
+        return -EADDRINUSE;
+    }
+    return 0;
+}
+
+static void render(struct wm_buf *out, void *ud);
+static bool health(struct wm_buf *why, void *ud);
+
+struct gw_engine *gw_engine_new(const struct gw_engine_config *cfg, char *err, size_t errlen)
+{
+    struct gw_engine *e = wm_calloc(1, sizeof *e);
+    struct gw_pool_config pcfg;
+    struct gw_broker_config bcfg;
+    struct gw_session_env env;
+    struct gw_server_config scfg;
+
+    e->cfg = *cfg;
+    e->instance = wm_random_id();
+    if (open_zmq(e, err, errlen) != 0)
+        goto fail;
+
+    pcfg = (struct gw_pool_config){ .instance = e->instance, .max_attempts = GW_JOB_ATTEMPTS };
+    e->pool = gw_pool_new(&pcfg, pool_send, pool_result, e, &e->stats);
+    bcfg = (struct gw_broker_config){
+        .backend_url = cfg->backend_url, .auth = cfg->auth,
+        .fetch_timeout_ms = cfg->fetch_timeout_ms, .max_page_bytes = cfg->max_page_bytes,
+        .max_message_bytes = cfg->max_message_bytes,
+        .max_subscriptions = cfg->max_subscriptions,
+    };
+    e->broker = gw_broker_new(&bcfg, e->pool, gw_session_deliver, &e->stats);
+    e->bumps = e->broker ? gw_bumps_new(e->broker, &e->stats) : NULL;
+    if (!e->pool || !e->broker || !e->bumps) {
+        snprintf(err, errlen, "cannot create the gateway state");
+        goto fail;
+    }
+
+    env = (struct gw_session_env){
+        .broker = e->broker, .stats = &e->stats, .realm = cfg->realm,
+        .allow_anonymous = cfg->allow_anonymous, .max_path = cfg->max_path,
+        .queue_bytes = cfg->session_queue_bytes,
+    };
+    scfg = (struct gw_server_config){
+        .listen = cfg->listen, .max_message_bytes = cfg->max_message_bytes,
+        .max_sessions = cfg->max_sessions, .extra = &raw_protocol,
+    };
+    e->server = gw_server_new(&scfg, &env, err, errlen);
+    if (!e->server)
+        goto fail;
+
+    if (cfg->metrics_listen && cfg->metrics_listen->enabled) {
+        e->metrics = wm_metrics_server_new(cfg->metrics_listen, render, health, e, err, errlen);
+        if (!e->metrics)
+            goto fail;
+        if (adopt(e, wm_metrics_server_fd(e->metrics), &e->fd_metrics, FD_METRICS, err,
+                  errlen) != 0)
+            goto fail;
+    }
+    if (adopt(e, wm_zmq_fd(e->sub), &e->fd_sub, FD_SUB, err, errlen) != 0 ||
+        adopt(e, wm_zmq_fd(e->router), &e->fd_router, FD_ROUTER, err, errlen) != 0)
+        goto fail;
+
+    e->last_second_ms = wm_now_ms();
+    lws_sul_schedule(gw_server_context(e->server), 0, &e->sul_tick, tick_cb,
+                     GW_TICK_MS * LWS_US_PER_MS);
+    wm_info("gateway started", "listen=%s:%d fetch=%s bump_endpoints=%zu instance=%llu",
+            cfg->listen->host, cfg->listen->port, cfg->fetch_endpoint,
+            cfg->bump_endpoints->n, (unsigned long long)e->instance);
+    return e;
+fail:
+    gw_engine_free(&e);
+    return NULL;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (signal_engine)
+        gw_engine_stop(signal_engine);
+}
+
+void gw_engine_stop(struct gw_engine *e)
+{
+    e->stop = 1;
+    if (e->server)
+        lws_cancel_service(gw_server_context(e->server));
+}
+
+int gw_engine_run(struct gw_engine *e)
+{
+    struct lws_context *ctx = gw_server_context(e->server);
+    struct sigaction sa, old_int, old_term;
+    int64_t deadline;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    signal_engine = e;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    signal(SIGPIPE, SIG_IGN);
+
+    while (!e->stop)
+        if (lws_service(ctx, 0) < 0)
+            break;
+
+    wm_info("gateway stopping", "sessions=%zu", gw_server_sessions(e->server));
+    gw_server_shutdown(e->server);
+    deadline = wm_now_ms() + GW_SHUTDOWN_MS;
+    /* The 100 ms tick keeps lws_service returning, so the deadline is seen. */
+    while (gw_server_sessions(e->server) > 0 && wm_now_ms() < deadline)
+        if (lws_service(ctx, 0) < 0)
+            break;
+
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    signal_engine = NULL;
+    return 0;
+}
+
+void gw_engine_free(struct gw_engine **ep)
+{
+    struct gw_engine *e;
+
+    if (!ep || !*ep)
+        return;
+    e = *ep;
+    if (e->server) {
+        lws_sul_cancel(&e->sul_tick);
+        lws_sul_cancel(&e->sul_drain);
+    }
+    /* Sessions first (they leave the broker), then the broker's jobs, then sockets. */
+    gw_server_free(&e->server);
+    gw_bumps_free(&e->bumps);
+    gw_broker_free(&e->broker);
+    gw_pool_free(&e->pool);
+    if (e->sub)
+        zmq_close(e->sub);
+    if (e->router)
+        zmq_close(e->router);
+    if (e->zctx)
+        zmq_ctx_term(e->zctx);
+    wm_metrics_server_free(&e->metrics);
+    wm_buf_free(&e->sendbuf);
+    free(e);
+    *ep = NULL;
+}
+
+/* /metrics: every gw_stats field as waymark_gateway_<name>. */
+static void render(struct wm_buf *out, void *ud)
+{
+    const struct gw_stats *s = &((struct gw_engine *)ud)->stats;
+    static const char *const classes[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
+
+#define G(name, help) wm_metric_gauge(out, "waymark_gateway_" #name, help, (double)s->name)
+#define C(name, help) wm_metric_counter(out, "waymark_gateway_" #name "_total", help, s->name)
+    G(sessions, "Open websocket sessions.");
+    C(sessions_opened, "Websocket sessions opened.");
+    C(sessions_refused, "Handshakes refused (no or unknown subprotocol, path, limits).");
+    C(sessions_aborted, "Sessions ended with ABORT.");
+    C(auth_failed, "Failed authentications.");
+    C(protocol_violations, "Malformed or out-of-order WAMP messages.");
+    C(slow_clients_closed, "Sessions closed because their queue passed its byte cap.");
+    C(frames_in, "Websocket messages received.");
+    C(frames_out, "Websocket messages sent.");
+    G(subscriptions, "Session subscriptions.");
+    G(topics, "Distinct topics.");
+    G(groups, "(topic, token) groups.");
+    C(subscribe_refused, "SUBSCRIBE refused (invalid topic, over the limit).");
+    C(bumps_received, "Bumps received from dispatchers.");
+    C(bumps_matched, "Bumps that touched at least one topic.");
+    C(resyncs, "Full refreshes (RESYNC, sequence gap, new dispatcher).");
+    C(seq_gaps, "Sequence gaps in the bump stream.");
+    C(bad_messages, "Undecodable ZeroMQ messages.");
+    G(dispatcher_up, "Dispatchers heard within the liveness window.");
+    C(fetches_coalesced, "Bumps folded into an in-flight or pending fetch.");
+    G(jobs_queued, "Jobs waiting for a fetcher with credit.");
+    G(jobs_in_flight, "Jobs sent and not answered.");
+    C(jobs_sent, "Jobs sent to fetchers.");
+    C(jobs_retried, "Jobs resent after a fetcher died or a job timed out.");
+    C(jobs_failed, "Jobs that failed every attempt (sessions got a 504).");
+    C(results_stale, "Results for jobs no longer known.");
+    G(fetchers, "Live fetchers.");
+    C(fetchers_lost, "Fetchers presumed dead after missed heartbeats.");
+    C(events_delivered, "EVENT frames written to a socket.");
+    C(events_replaced, "Undelivered EVENTs replaced by a newer page.");
+    C(events_dropped, "EVENTs dropped (unsubscribed or session closed before sending).");
+    C(pages_too_large, "Pages over the message cap, sent as 502.");
+    C(publishes_refused, "PUBLISH messages from clients (refused).");
+#undef G
+#undef C
+    wm_metric_labeled(out, "waymark_gateway_results_total", "Fetch results by status class.",
+                      "counter", "class", classes, s->results_by_class, 6);
+    wm_metric_histogram(out, "waymark_gateway_fetch_latency_seconds",
+                        "Job sent to result received.", &s->fetch_latency);
+}
+
+/* /healthz: 503 with the reasons when no dispatcher was heard or no fetcher is live. */
+static bool health(struct wm_buf *why, void *ud)
+{
+    struct gw_engine *e = ud;
+    bool ok = true;
+
+    if (!gw_bumps_link_up(e->bumps)) {
+        wm_buf_puts(why, "no dispatcher heard\n");
+        ok = false;
+    }
+    if (gw_pool_live_fetchers(e->pool) == 0) {
+        wm_buf_puts(why, "no live fetcher\n");
+        ok = false;
+    }
+    return ok;
+}

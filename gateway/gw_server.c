@@ -1,0 +1,329 @@
+/* gw_server: libwebsockets callbacks for WAMP sessions. Refuses handshakes without one
+ * of our subprotocols, reassembles fragmented messages under a cap, writes one queued
+ * frame per WRITEABLE callback, and closes a session once its last frame is out. */
+#include "gw_server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <utlist.h>
+
+#include "wm_buf.h"
+#include "wm_log.h"
+#include "wm_proto.h"
+#include "wm_time.h"
+
+#define GW_RX_KEEP         65536  /* a bigger reassembly buffer is released after use */
+#define GW_CLOSE_FLUSH_S   3      /* time to write the last frame before closing anyway */
+#define GW_IDLE_PING_S     30     /* a silent connection gets a ping ... */
+#define GW_IDLE_HANGUP_S   45     /* ... and is closed if it stays silent */
+
+/* lws per-connection user data. */
+struct gw_conn {
+    struct gw_server *server;
+    struct gw_session *session;   /* owned, from ESTABLISHED to CLOSED */
+    struct lws *wsi;
+    struct wm_buf rx;             /* fragments of the message being received */
+    bool close_timer;             /* the flush deadline was set */
+    struct gw_conn *prev, *next;  /* utlist: the server's open connections */
+};
+
+struct gw_server {
+    struct gw_session_env env;    /* sessions borrow it */
+    size_t max_message, max_sessions;
+    struct lws_protocols protocols[4];
+    lws_retry_bo_t retry;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    struct gw_conn *conns;
+    size_t n_conns;
+};
+
+static struct wm_ratelimit rl_refused, rl_toobig;
+
+static void io_want_write(void *transport)
+{
+    lws_callback_on_writable(transport);
+}
+
+static void io_kill(void *transport)
+{
+    /* Asynchronous: we may be inside a broker callback that still uses the session. */
+    lws_set_timeout(transport, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void refuse(struct lws *wsi, struct gw_server *srv, const char *why)
+{
+    char peer[64] = "?";
+    uint64_t suppressed = 0;
+
+    srv->env.stats->sessions_refused++;
+    if (wm_ratelimit_allow(&rl_refused, wm_now_ms(), WM_RATELIMIT_LOG_MS, &suppressed)) {
+        lws_get_peer_simple(wsi, peer, sizeof peer);
+        wm_warn("websocket refused", "peer=%s reason=\"%s\" suppressed=%llu", peer, why,
+                (unsigned long long)suppressed);
+    }
+}
+
+/* Returns nonzero to refuse the handshake. lws binds a client that offered no
+ * subprotocol to protocols[0], so that case is caught here. */
+static int filter(struct lws *wsi, struct gw_server *srv)
+{
+    char uri[8];
+
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0) {
+        refuse(wsi, srv, "no subprotocol (wamp.2.json or wamp.2.msgpack)");
+        return 1;
+    }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) != 1 ||
+        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) != 1 || uri[0] != '/') {
+        refuse(wsi, srv, "path is not /");
+        return 1;
+    }
+    if (srv->n_conns >= srv->max_sessions) {
+        refuse(wsi, srv, "too many sessions");
+        return 1;
+    }
+    return 0;
+}
+
+static int on_established(struct lws *wsi, struct gw_server *srv, struct gw_conn *c)
+{
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+    enum gw_ser ser = (enum gw_ser)(intptr_t)p->user;
+    char peer[64] = "?";
+
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    memset(c, 0, sizeof *c);
+    c->server = srv;
+    c->wsi = wsi;
+    c->session = gw_session_new(&srv->env, ser, wsi, peer);
+    DL_APPEND(srv->conns, c);
+    srv->n_conns++;
+    wm_debug("websocket open", "peer=%s protocol=%s", peer, p->name);
+    return 0;
+}
+
+static void arm_close_timer(struct gw_conn *c)
+{
+    if (c->close_timer)
+        return;
+    c->close_timer = true;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, GW_CLOSE_FLUSH_S);
+}
+
+static int on_receive(struct lws *wsi, struct gw_server *srv, struct gw_conn *c,
+                      const void *in, size_t len)
+{
+    uint64_t suppressed = 0;
+
+    if (!c->session || gw_session_close_kind(c->session) == GW_CLOSE_NOW)
+        return -1;
+    if (c->rx.len + len > srv->max_message) {
+        srv->env.stats->protocol_violations++;
+        if (wm_ratelimit_allow(&rl_toobig, wm_now_ms(), WM_RATELIMIT_LOG_MS, &suppressed))
+            wm_warn("message too big", "max=%zu suppressed=%llu", srv->max_message,
+                    (unsigned long long)suppressed);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too big", 15);
+        return -1;
+    }
+    wm_buf_append(&c->rx, in, len);
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0)
+        return 0;
+    /* Liberal: the session's serializer decides, whatever the frame opcode was. */
+    gw_session_on_message(c->session, c->rx.data, c->rx.len);
+    if (c->rx.cap > GW_RX_KEEP)
+        wm_buf_free(&c->rx);
+    else
+        wm_buf_reset(&c->rx);
+    switch (gw_session_close_kind(c->session)) {
+    case GW_CLOSE_NOW:
+        return -1;
+    case GW_CLOSE_AFTER_FLUSH:
+        arm_close_timer(c);
+        break;
+    case GW_CLOSE_NONE:
+        break;
+    }
+    return 0;
+}
+
+static int on_writeable(struct lws *wsi, struct gw_server *srv, struct gw_conn *c)
+{
+    struct gw_frame *f;
+    bool is_event = false;
+    int n;
+
+    if (!c->session || gw_session_close_kind(c->session) == GW_CLOSE_NOW)
+        return -1;
+    f = gw_session_take_frame(c->session, &is_event);
+    if (f) {
+        n = lws_write(wsi, gw_frame_payload(f), f->len,
+                      f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        if (n < 0 || (size_t)n < f->len) {
+            gw_frame_unref(&f);
+            return -1;
+        }
+        gw_frame_unref(&f);
+        srv->env.stats->frames_out++;
+        if (is_event)
+            srv->env.stats->events_delivered++;
+        /* One frame per callback; after the last one, one more callback (lws gives it
+         * only once the frame has left) to close. */
+        if (gw_session_has_output(c->session) ||
+            gw_session_close_kind(c->session) == GW_CLOSE_AFTER_FLUSH)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (gw_session_close_kind(c->session) == GW_CLOSE_AFTER_FLUSH) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_closed(struct gw_server *srv, struct gw_conn *c)
+{
+    if (!c->session)
+        return;
+    wm_debug("websocket closed", "session=%llu", (unsigned long long)gw_session_id(c->session));
+    gw_session_free(&c->session);
+    wm_buf_free(&c->rx);
+    DL_DELETE(srv->conns, c);
+    srv->n_conns--;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                       void *in, size_t len)
+{
+    struct gw_server *srv = lws_context_user(lws_get_context(wsi));
+    struct gw_conn *c = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return filter(wsi, srv);
+    case LWS_CALLBACK_ESTABLISHED:
+        return on_established(wsi, srv, c);
+    case LWS_CALLBACK_RECEIVE:
+        return c ? on_receive(wsi, srv, c, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c ? on_writeable(wsi, srv, c) : -1;
+    case LWS_CALLBACK_CLOSED:
+        if (c)
+            on_closed(srv, c);
+        return 0;
+    default:
+        /* Plain HTTP on the websocket port gets lws's stock answer. */
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* lws's own log lines go to ours at debug level: they mostly describe peers
+ * misbehaving, which the callbacks above already count and log rate-limited. */
+static void lws_emit(int level, const char *line)
+{
+    char raw[256], v[300];
+    size_t n = strlen(line);
+
+    if (!wm_log_enabled(WM_LOG_DEBUG))
+        return;
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    snprintf(raw, sizeof raw, "%.*s", (int)n, line);
+    wm_debug("lws", "level=%d line=%s", level, wm_log_value(v, sizeof v, raw));
+}
+
+struct gw_server *gw_server_new(const struct gw_server_config *cfg,
+                                const struct gw_session_env *env, char *err, size_t errlen)
+{
+    struct lws_context_creation_info info;
+    struct gw_server *srv = wm_calloc(1, sizeof *srv);
+    const char *host = cfg->listen->host;
+
+    srv->env = *env;
+    srv->env.io.want_write = io_want_write;
+    srv->env.io.kill = io_kill;
+    srv->max_message = cfg->max_message_bytes;
+    srv->max_sessions = cfg->max_sessions;
+    srv->protocols[0] = (struct lws_protocols){
+        .name = "wamp.2.json", .callback = ws_callback,
+        /* rx_buffer_size stays 0 (lws's 4 KiB): it is allocated per connection, and
+         * larger messages are reassembled in gw_conn.rx anyway. */
+        .per_session_data_size = sizeof(struct gw_conn),
+        .user = (void *)(intptr_t)GW_SER_JSON,
+    };
+    srv->protocols[1] = srv->protocols[0];
+    srv->protocols[1].name = "wamp.2.msgpack";
+    srv->protocols[1].user = (void *)(intptr_t)GW_SER_MSGPACK;
+    if (cfg->extra)
+        srv->protocols[2] = *cfg->extra;
+    srv->retry = (lws_retry_bo_t){ .secs_since_valid_ping = GW_IDLE_PING_S,
+                                   .secs_since_valid_hangup = GW_IDLE_HANGUP_S };
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    info.user = srv;
+    info.uid = -1;
+    info.gid = -1;
+    srv->ctx = lws_create_context(&info);
+    if (!srv->ctx) {
+        snprintf(err, errlen, "cannot create the websocket context");
+        goto fail;
+    }
+
+    memset(&info, 0, sizeof info);
+    info.vhost_name = "waymark";
+    info.port = cfg->listen->port;
+    /* lws takes an interface name or an address; NULL means every address. */
+    info.iface = (!host || !*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0 ||
+                  strcmp(host, "::") == 0) ? NULL : host;
+    info.protocols = srv->protocols;
+    info.retry_and_idle_policy = &srv->retry;
+    info.timeout_secs = 10;   /* handshake */
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    srv->vh = lws_create_vhost(srv->ctx, &info);
+    if (!srv->vh) {
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)",
+                 host ? host : "*", cfg->listen->port);
+        goto fail;
+    }
+    return srv;
+fail:
+    gw_server_free(&srv);
+    return NULL;
+}
+
+void gw_server_free(struct gw_server **sp)
+{
+    struct gw_server *srv;
+
+    if (!sp || !*sp)
+        return;
+    srv = *sp;
+    /* Closes every connection: CLOSED frees each session while the broker lives. */
+    if (srv->ctx)
+        lws_context_destroy(srv->ctx);
+    free(srv);
+    *sp = NULL;
+}
+
+struct lws_context *gw_server_context(struct gw_server *s) { return s->ctx; }
+struct lws_vhost *gw_server_vhost(struct gw_server *s) { return s->vh; }
+size_t gw_server_sessions(const struct gw_server *s) { return s->n_conns; }
+
+void gw_server_shutdown(struct gw_server *srv)
+{
+    struct gw_conn *c;
+
+    DL_FOREACH(srv->conns, c) {
+        if (!c->session)
+            continue;
+        gw_session_shutdown(c->session);
+        lws_callback_on_writable(c->wsi);
+        arm_close_timer(c);
+    }
+}
