@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs every test suite: each cmocka unit test binary BUILD/tests/test_*, then the
+# end-to-end suite (node --test tests/integration/, real redis-server and daemons).
+# Prints each suite's result and ends with one line "N passed, N failed" summing them all.
+# Exit status: 0 only when every suite ran and nothing failed.
+# Usage: tests/run-tests.sh [BUILD]   (BUILD defaults to "build")
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+INTEGRATION_TIMEOUT=${WAYMARK_IT_TIMEOUT:-900}
+
+total_pass=0
+total_fail=0
+broken=0          # suites that could not run or ended abnormally
+summary=()
+work=$(mktemp -d "${TMPDIR:-/tmp}/waymark-tests.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+record() {        # record NAME PASS FAIL [NOTE]
+    total_pass=$((total_pass + $2))
+    total_fail=$((total_fail + $3))
+    summary+=("$(printf '  %-34s %4d ok, %4d not ok %s' "$1" "$2" "$3" "${4:-}")")
+}
+
+# ---- unit tests (cmocka, TAP output) ----
+shopt -s nullglob
+units=("$BUILD"/tests/test_*)
+shopt -u nullglob
+if [ ${#units[@]} -eq 0 ]; then
+    echo "run-tests: no unit test binaries in $BUILD/tests (run make test)" >&2
+fi
+for t in "${units[@]}"; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    out=$work/$name.out
+    echo "=== unit: $name"
+    CMOCKA_MESSAGE_OUTPUT=TAP timeout 300 "$t" >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    pass=$(grep -cE '^ok [0-9]+' "$out")
+    fail=$(grep -cE '^not ok [0-9]+' "$out")
+    # One "1..N" plan per cmocka group: their sum is what should have been reported.
+    plan=$(sed -nE 's/^1\.\.([0-9]+).*/\1/p' "$out" | awk '{s += $1} END {if (NR) print s}')
+    note=""
+    # A crash or timeout leaves tests unreported: count them (at least one) as failed.
+    if [ -n "$plan" ] && [ $((pass + fail)) -lt "$plan" ]; then
+        fail=$((plan - pass)); note="(only $((pass + fail)) of $plan reported)"
+    fi
+    if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
+        fail=1; note="(exit status $rc)"
+    fi
+    record "unit $name" "$pass" "$fail" "$note"
+done
+
+# ---- integration tests (node's test runner) ----
+echo "=== integration: node --test tests/integration/"
+it_out=$work/integration.out
+it_note=""
+missing=""
+for b in waymark-dispatcher waymark-gateway waymark-fetcher waymark-bump; do
+    [ -x "$BUILD/$b" ] || missing="$missing $b"
+done
+command -v redis-server >/dev/null || missing="$missing redis-server"
+command -v redis-cli >/dev/null || missing="$missing redis-cli"
+[ -d "$ROOT/tests/node_modules/autobahn" ] || missing="$missing tests/node_modules (cd tests && npm ci)"
+if [ -n "$missing" ]; then
+    echo "run-tests: integration suite cannot run, missing:$missing" >&2
+    record "integration" 0 1 "(could not run: missing$missing)"
+    broken=1
+else
+    (cd "$ROOT" && WAYMARK_BUILD=$BUILD timeout --kill-after=15 "$INTEGRATION_TIMEOUT" \
+        node --test --test-reporter=tap tests/integration/) >"$it_out" 2>&1
+    rc=$?
+    cat "$it_out"
+    # node's own closing summary ("# pass N", "# fail N", "# cancelled N") counts the tests
+    # (not the suites) exactly once each.
+    pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$it_out" | tail -n1)
+    fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$it_out" | tail -n1)
+    cancelled=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$it_out" | tail -n1)
+    if [ -z "$pass" ] || [ -z "$fail" ]; then
+        pass=0; fail=1; it_note="(no summary from node --test, exit status $rc)"
+        broken=1
+    else
+        fail=$((fail + ${cancelled:-0}))
+        [ "${cancelled:-0}" -gt 0 ] && it_note="(${cancelled} cancelled)"
+        if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
+            fail=1; it_note="(exit status $rc)"
+        fi
+        if [ "$pass" -eq 0 ] && [ "$fail" -eq 0 ]; then
+            fail=1; it_note="(ran no test)"
+        fi
+    fi
+    record "integration" "$pass" "$fail" "$it_note"
+fi
+
+echo "=== results"
+printf '%s\n' "${summary[@]}"
+if [ ${#units[@]} -eq 0 ]; then
+    echo "  (no unit test binaries found)"
+fi
+echo "$total_pass passed, $total_fail failed"
+if [ "$total_fail" -ne 0 ] || [ "$broken" -ne 0 ] || [ "$total_pass" -eq 0 ]; then
+    exit 1
+fi
+exit 0
