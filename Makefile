@@ -31,6 +31,8 @@ BINS := $(BUILD)/waymark-gateway $(BUILD)/waymark-dispatcher $(BUILD)/waymark-fe
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
+TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 
 .PHONY: all deps test unit integration run bench asan valgrind clean
 all: $(BINS)
@@ -69,6 +71,15 @@ $(BUILD)/tests/test_wm_%: $(call obj,tests/unit/test_wm_%.c) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
+# Benchmarks link the gateway library (they measure its hot paths); test tools
+# (small ZeroMQ peers used by the end-to-end tests) link common.
+$(BUILD)/bench/bench_%: $(call obj,tests/bench/bench_%.c) $(LIB_GW) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tools/%: $(call obj,tests/tools/%.c) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # The Debian packages the build, the tests and `make run` need.
 DEB_PKGS := build-essential pkg-config libzmq3-dev libhiredis-dev libcurl4-openssl-dev \
             libwebsockets-dev libmsgpack-dev libjansson-dev uthash-dev libmicrohttpd-dev \
@@ -81,13 +92,13 @@ deps:
 	@[ -d tests/node_modules ] || (cd tests && npm ci --no-audit --no-fund)
 
 unit: $(UNIT_BINS)
-test: all $(UNIT_BINS)
+test: all $(UNIT_BINS) $(TOOL_BINS)
 	@tests/run-tests.sh $(BUILD)
 
 run: all
 	@deploy/run-local.sh $(BUILD)
 
-bench: all
+bench: all $(BENCH_BINS)
 	@tests/bench/run-bench.sh $(BUILD)
 
 # Sanitizer build in its own tree, then the whole test suite against it.
