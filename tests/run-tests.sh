@@ -46,7 +46,7 @@ for t in "${units[@]}"; do
     note=""
     # A crash or timeout leaves tests unreported: count them (at least one) as failed.
     if [ -n "$plan" ] && [ $((pass + fail)) -lt "$plan" ]; then
-        fail=$((plan - pass)); note="(only $((pass + fail)) of $plan reported)"
+        note="(only $((pass + fail)) of $plan reported)"; fail=$((plan - pass))
     fi
     if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
         fail=1; note="(exit status $rc)"
@@ -79,11 +79,15 @@ else
     pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$it_out" | tail -n1)
     fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$it_out" | tail -n1)
     cancelled=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$it_out" | tail -n1)
+    skipped=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$it_out" | tail -n1)
+    todo=$(sed -nE 's/^# todo ([0-9]+)$/\1/p' "$it_out" | tail -n1)
     if [ -z "$pass" ] || [ -z "$fail" ]; then
         pass=0; fail=1; it_note="(no summary from node --test, exit status $rc)"
         broken=1
     else
         fail=$((fail + ${cancelled:-0}))
+        [ "${skipped:-0}" -gt 0 ] && it_note="(${skipped} skipped: see SKIP above)"
+        [ "${todo:-0}" -gt 0 ] && it_note="$it_note(${todo} todo, not counted: see TODO above)"
         [ "${cancelled:-0}" -gt 0 ] && it_note="(${cancelled} cancelled)"
         if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
             fail=1; it_note="(exit status $rc)"

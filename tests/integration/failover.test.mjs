@@ -38,13 +38,24 @@ describe('failover', { timeout: 300000 }, () => {
     // One plain bump matches every query-string variant: 2 tokens x N topics = 2N jobs.
     await stack.publish('/slow/kill');
     await stack.waitRequests('/slow/kill', 2 * N, 10000);
-    await stack.proc('fetcher1').kill('SIGKILL');
+    // Kill the fetcher that holds the most jobs right now (every job is still in flight:
+    // the backend answers after 1.5 s).
+    const inFlight = {};
+    for (const f of stack.fetcherNames) {
+      inFlight[f] = (await stack.metrics(f)).values.get('waymark_fetcher_jobs_in_flight');
+    }
+    const victim = Object.keys(inFlight).sort((a, b) => inFlight[b] - inFlight[a])[0];
+    assert.ok(inFlight[victim] > 0, `jobs in flight: ${JSON.stringify(inFlight)}`);
+    await stack.proc(victim).kill('SIGKILL');
     for (const sub of subs) {
       const ev = await sub.waitEvent((e) => e.kwargs.status === 200 && bodyJson(e.kwargs).version === 2, 30000);
       assert.equal(ev.details.topic, sub.topic);
     }
-    // The pool still works with one fetcher, and a restarted fetcher joins again.
-    await stack.startProc('fetcher1');
+    const gw = (await stack.metrics('gateway')).values;
+    assert.ok(gw.get('waymark_gateway_jobs_retried_total') >= inFlight[victim], 'its jobs were retried');
+    assert.ok(gw.get('waymark_gateway_fetchers_lost_total') >= 1, 'the gateway noticed the dead fetcher');
+    // A restarted fetcher joins the pool again and the next bump is served.
+    await stack.startProc(victim);
     await stack.setVersion('/slow/kill', 3);
     await stack.publish('/slow/kill');
     for (const sub of subs) {
@@ -75,6 +86,9 @@ describe('failover', { timeout: 300000 }, () => {
     assert.ok(receivers >= 1, 'the dispatcher is subscribed to the channel again');
     await sub.waitEvent((e) => bodyJson(e.kwargs).version === 3, 15000);
 
+    const dp = (await stack.metrics('dispatcher')).values;
+    assert.ok(dp.get('waymark_dispatcher_redis_reconnects_total') >= 1);
+    assert.ok(dp.get('waymark_dispatcher_resyncs_total') >= 2);
     // The dispatcher dies and comes back: the gateway sees a new instance and refreshes.
     await stack.proc('dispatcher').kill('SIGKILL');
     await stack.setVersion(topic, 4);

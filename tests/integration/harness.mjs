@@ -211,7 +211,8 @@ class Proc {
 // A whole Waymark deployment on loopback: redis, backend, dispatcher, gateway, N fetchers.
 export class Stack {
   constructor(opts = {}) {
-    this.opts = { fetchers: 2, extraEnv: {}, backendUrl: null, ...opts };
+    // gateways > 1: every fetcher connects to every gateway (comma-separated list).
+    this.opts = { fetchers: 2, gateways: 1, extraEnv: {}, backendUrl: null, ...opts };
     this.procs = new Map();
     this.sessions = new Set();
     this.dir = null;
@@ -271,16 +272,29 @@ export class Stack {
     this.env = base;
     this.#add('dispatcher', path.join(BUILD, 'waymark-dispatcher'), [],
       { ...base, WAYMARK_METRICS_LISTEN: `127.0.0.1:${ports.mDispatcher}` });
-    this.#add('gateway', path.join(BUILD, 'waymark-gateway'), [],
-      { ...base, WAYMARK_METRICS_LISTEN: `127.0.0.1:${ports.mGateway}` });
     this.metricsPorts = { dispatcher: ports.mDispatcher, gateway: ports.mGateway };
+    // Gateway "gateway" uses ports.ws/fetch/mGateway; "gateway2", ... get their own.
+    this.gatewayPorts = { gateway: { ws: ports.ws, fetch: ports.fetch } };
+    for (let i = 2; i <= this.opts.gateways; i++) {
+      this.gatewayPorts[`gateway${i}`] = { ws: await freePort(), fetch: await freePort() };
+      this.metricsPorts[`gateway${i}`] = await freePort();
+    }
+    for (const [name, gp] of Object.entries(this.gatewayPorts)) {
+      this.#add(name, path.join(BUILD, 'waymark-gateway'), [], {
+        ...base,
+        WAYMARK_LISTEN: `127.0.0.1:${gp.ws}`,
+        WAYMARK_FETCH_ENDPOINT: `tcp://127.0.0.1:${gp.fetch}`,
+        WAYMARK_METRICS_LISTEN: `127.0.0.1:${this.metricsPorts[name]}`,
+      });
+    }
+    const fetchEndpoints = Object.values(this.gatewayPorts).map((gp) => `tcp://127.0.0.1:${gp.fetch}`).join(',');
     for (let i = 1; i <= this.opts.fetchers; i++) {
       const mp = await freePort();
       this.metricsPorts[`fetcher${i}`] = mp;
       this.#add(`fetcher${i}`, path.join(BUILD, 'waymark-fetcher'), [],
-        { ...base, WAYMARK_METRICS_LISTEN: `127.0.0.1:${mp}` });
+        { ...base, WAYMARK_FETCH_ENDPOINT: fetchEndpoints, WAYMARK_METRICS_LISTEN: `127.0.0.1:${mp}` });
     }
-    await Promise.all(['dispatcher', 'gateway', ...this.fetcherNames].map((n) => this.startProc(n)));
+    await Promise.all(['dispatcher', ...this.gatewayNames, ...this.fetcherNames].map((n) => this.startProc(n)));
     await this.waitHealthy();
     await this.waitPipeline();
   }
@@ -289,7 +303,13 @@ export class Stack {
     return [...this.procs.keys()].filter((n) => n.startsWith('fetcher'));
   }
 
+  get gatewayNames() {
+    return [...this.procs.keys()].filter((n) => n.startsWith('gateway'));
+  }
+
   get wsUrl() { return `ws://127.0.0.1:${this.ports.ws}/`; }
+
+  wsUrlOf(gateway = 'gateway') { return `ws://127.0.0.1:${this.gatewayPorts[gateway].ws}/`; }
 
   #add(name, cmd, args, env) {
     this.procs.set(name, new Proc(this, name, cmd, args, env));
@@ -335,8 +355,9 @@ export class Stack {
       // Any HTTP answer on /healthz: the process is up and its loop is running.
       ready = poll(async () => (await httpGet(this.metricsUrl(name, '/healthz'))).status > 0,
         timeoutMs, `${name} /healthz`);
-      if (name === 'gateway') {
-        ready = ready.then(() => poll(() => tcpAccepts(this.ports.ws), timeoutMs, 'gateway websocket port'));
+      if (name.startsWith('gateway')) {
+        const wsPort = this.gatewayPorts[name].ws;
+        ready = ready.then(() => poll(() => tcpAccepts(wsPort), timeoutMs, `${name} websocket port`));
       }
     }
     await Promise.race([ready, died]);
@@ -344,7 +365,7 @@ export class Stack {
 
   // Every daemon's /healthz answers 200 (links up) within the deadline.
   async waitHealthy(timeoutMs = 15000) {
-    const names = ['dispatcher', 'gateway', ...this.fetcherNames].filter((n) => this.proc(n).running);
+    const names = ['dispatcher', ...this.gatewayNames, ...this.fetcherNames].filter((n) => this.proc(n).running);
     await Promise.all(names.map((n) => poll(async () => {
       const r = await httpGet(this.metricsUrl(n, '/healthz'));
       if (r.status !== 200) throw new Error(`status ${r.status} ${r.text.trim()}`);
@@ -355,7 +376,11 @@ export class Stack {
   // End-to-end readiness: a bump reaches a subscribed session. ZeroMQ PUB/SUB drops what
   // is published before the subscription propagates, so re-bump until one arrives.
   async waitPipeline(timeoutMs = 15000) {
-    const s = await this.connect({ token: 'tok-probe' });
+    for (const g of this.gatewayNames) await this.#waitPipelineOf(g, timeoutMs);
+  }
+
+  async #waitPipelineOf(gateway, timeoutMs) {
+    const s = await this.connect({ token: 'tok-probe', gateway });
     try {
       const sub = await s.subscribe('/pages/__ready');
       await poll(async () => {
@@ -501,8 +526,9 @@ export class Stack {
 
   // ---- WAMP sessions ----
 
+  // opts: see connectAutobahn, plus gateway: which gateway to connect to (default "gateway").
   connect(opts = {}) {
-    return connectAutobahn(this.wsUrl, opts).then((s) => {
+    return connectAutobahn(this.wsUrlOf(opts.gateway), opts).then((s) => {
       this.sessions.add(s);
       s.closed.then(() => this.sessions.delete(s));
       return s;
@@ -523,7 +549,7 @@ export class Stack {
   // Safe to call twice and after a failed start. Returns the logs it found.
   async stop({ keepDir = false } = {}) {
     await Promise.allSettled([...this.sessions].map((s) => s.close()));
-    const order = ['gateway', ...this.fetcherNames, 'dispatcher', 'backend', 'redis'];
+    const order = [...this.gatewayNames, ...this.fetcherNames, 'dispatcher', 'backend', 'redis'];
     const results = {};
     await Promise.all(order.filter((n) => this.procs.has(n)).map(async (n) => {
       results[n] = await this.proc(n).stop();

@@ -4,6 +4,8 @@
 Joins REALM with ticket auth, subscribes to TOPIC with get_retained, prints one JSON line
 per step on stdout ("joined", "event", ...) and, after the retained page, waits for one
 page that is not retained (the test bumps once it has read the first event), then leaves.
+Autobahn|Python checks topics on the client side with its loose URI rule (no whitespace,
+'#' or '.'), so a path such as "/users/1" goes through but "/users/1.json" would not.
 Usage: pyclient.py URL REALM TOKEN TOPIC json|msgpack
 Exits 0 on success, 1 on any error or after 20 s.
 """
