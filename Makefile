@@ -35,6 +35,8 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 
 .PHONY: all deps test unit integration run bench asan valgrind clean
+# Keep intermediate objects (the unit test .o files) instead of deleting them after linking.
+.SECONDARY:
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -80,16 +82,21 @@ $(BUILD)/tools/%: $(call obj,tests/tools/%.c) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The Debian packages the build, the tests and `make run` need.
+# The Debian packages the build, the tests and `make run` need: the libraries, a real
+# redis-server, PHP for the demo backend and the PHP client, Chromium for the browser
+# test, Autobahn|Python as a second real WAMP client. The npm packages of each folder
+# with a package-lock.json come from `npm ci`.
 DEB_PKGS := build-essential pkg-config libzmq3-dev libhiredis-dev libcurl4-openssl-dev \
             libwebsockets-dev libmsgpack-dev libjansson-dev uthash-dev libmicrohttpd-dev \
-            libcmocka-dev redis-server valgrind
+            libcmocka-dev redis-server valgrind python3-autobahn \
+            php-cli php-redis php-mbstring php-xml phpunit chromium
+NPM_DIRS := tests clients/js tests/browser
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	else echo "deps: run as root:  apt-get install -y $$missing"; exit 1; fi
-	@[ -d tests/node_modules ] || (cd tests && npm ci --no-audit --no-fund)
+	@for d in $(NPM_DIRS); do [ -d $$d/node_modules ] || (cd $$d && npm ci --no-audit --no-fund) || exit 1; done
 
 unit: $(UNIT_BINS)
 test: all $(UNIT_BINS) $(TOOL_BINS)
@@ -113,3 +120,27 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c), built with clang straight from the sources
+# they exercise; `make fuzz` builds them, tests/fuzz/run-fuzz.sh [SECONDS] runs each.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -Icommon -Igateway -Idispatcher
+FUZZ_SRC_fuzz_wm_msg  := common/wm_msg.c common/wm_buf.c
+FUZZ_SRC_fuzz_gw_wamp := gateway/gw_wamp.c common/wm_buf.c
+FUZZ_SRC_fuzz_dp_bump := dispatcher/dp_bump.c common/wm_path.c common/wm_buf.c
+FUZZ_SRC_fuzz_wm_path := common/wm_path.c
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+.PHONY: fuzz
+fuzz: $(FUZZ_BINS)
+.SECONDEXPANSION:
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_fuzz_$$*) common/*.h gateway/*.h dispatcher/*.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_SRC_fuzz_$*) $(PKG_LIBS) -lm
+
+# The docker-compose deployment (deploy/) end to end: its own dockerd when none runs,
+# every image built, the stack up and checked from the host; ends "N passed, N failed".
+.PHONY: compose-test
+compose-test:
+	@tests/compose/compose-test.sh

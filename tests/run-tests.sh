@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test suite: each cmocka unit test binary BUILD/tests/test_*, then the
-# end-to-end suite (node --test tests/integration/, real redis-server and daemons).
+# Runs every test suite: each cmocka unit test binary BUILD/tests/test_*, the end-to-end
+# suite (node --test tests/integration/, real redis-server and daemons), the JS client and
+# the demo in headless Chromium, and the PHP client's PHPUnit tests.
 # Prints each suite's result and ends with one line "N passed, N failed" summing them all.
 # Exit status: 0 only when every suite ran and nothing failed.
 # Usage: tests/run-tests.sh [BUILD]   (BUILD defaults to "build")
@@ -54,49 +55,79 @@ for t in "${units[@]}"; do
     record "unit $name" "$pass" "$fail" "$note"
 done
 
-# ---- integration tests (node's test runner) ----
-echo "=== integration: node --test tests/integration/"
-it_out=$work/integration.out
-it_note=""
+# ---- node --test suites: the end-to-end suite, the JS client, the demo in Chromium ----
+# node's own closing summary ("# pass N", "# fail N", "# cancelled N") counts the tests
+# (not the suites) exactly once each.
+node_suite() {    # node_suite NAME "MISSING" PATH...
+    local name=$1 missing=$2 out=$work/$1.out note="" rc pass fail cancelled skipped todo
+    shift 2
+    echo "=== $name: node --test $*"
+    if [ -n "$missing" ]; then
+        echo "run-tests: $name cannot run, missing:$missing" >&2
+        record "$name" 0 1 "(could not run: missing$missing)"
+        broken=1
+        return
+    fi
+    (cd "$ROOT" && WAYMARK_BUILD=$BUILD timeout --kill-after=15 "$INTEGRATION_TIMEOUT" \
+        node --test --test-reporter=tap "$@") >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$out" | tail -n1)
+    fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$out" | tail -n1)
+    cancelled=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$out" | tail -n1)
+    skipped=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$out" | tail -n1)
+    todo=$(sed -nE 's/^# todo ([0-9]+)$/\1/p' "$out" | tail -n1)
+    if [ -z "$pass" ] || [ -z "$fail" ]; then
+        pass=0; fail=1; note="(no summary from node --test, exit status $rc)"
+        broken=1
+    else
+        fail=$((fail + ${cancelled:-0}))
+        [ "${skipped:-0}" -gt 0 ] && note="(${skipped} skipped: see SKIP above)"
+        [ "${todo:-0}" -gt 0 ] && note="$note(${todo} todo, not counted: see TODO above)"
+        [ "${cancelled:-0}" -gt 0 ] && note="(${cancelled} cancelled)"
+        if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
+            fail=1; note="(exit status $rc)"
+        fi
+        if [ "$pass" -eq 0 ] && [ "$fail" -eq 0 ]; then
+            fail=1; note="(ran no test)"
+        fi
+    fi
+    record "$name" "$pass" "$fail" "$note"
+}
+
 missing=""
 for b in waymark-dispatcher waymark-gateway waymark-fetcher waymark-bump; do
     [ -x "$BUILD/$b" ] || missing="$missing $b"
 done
 command -v redis-server >/dev/null || missing="$missing redis-server"
 command -v redis-cli >/dev/null || missing="$missing redis-cli"
-[ -d "$ROOT/tests/node_modules/autobahn" ] || missing="$missing tests/node_modules (cd tests && npm ci)"
-if [ -n "$missing" ]; then
-    echo "run-tests: integration suite cannot run, missing:$missing" >&2
-    record "integration" 0 1 "(could not run: missing$missing)"
-    broken=1
-else
-    (cd "$ROOT" && WAYMARK_BUILD=$BUILD timeout --kill-after=15 "$INTEGRATION_TIMEOUT" \
-        node --test --test-reporter=tap tests/integration/) >"$it_out" 2>&1
+stack_missing=$missing
+[ -d "$ROOT/tests/node_modules/autobahn" ] || missing="$missing tests/node_modules (make deps)"
+node_suite integration "$missing" tests/integration/
+
+missing=$stack_missing
+[ -d "$ROOT/clients/js/node_modules/autobahn" ] || missing="$missing clients/js/node_modules (make deps)"
+[ -d "$ROOT/tests/browser/node_modules/playwright-core" ] || missing="$missing tests/browser/node_modules (make deps)"
+command -v php >/dev/null || missing="$missing php"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+node_suite "js client + demo" "$missing" clients/js/test/ tests/browser/
+
+# ---- the PHP client (PHPUnit against a real redis-server, TAP lines) ----
+echo "=== php: clients/php/run-tests.sh"
+if command -v phpunit >/dev/null && command -v php >/dev/null; then
+    out=$work/php.out
+    (cd "$ROOT" && WAYMARK_BUILD=$BUILD timeout 300 clients/php/run-tests.sh) >"$out" 2>&1
     rc=$?
-    cat "$it_out"
-    # node's own closing summary ("# pass N", "# fail N", "# cancelled N") counts the tests
-    # (not the suites) exactly once each.
-    pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$it_out" | tail -n1)
-    fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$it_out" | tail -n1)
-    cancelled=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$it_out" | tail -n1)
-    skipped=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$it_out" | tail -n1)
-    todo=$(sed -nE 's/^# todo ([0-9]+)$/\1/p' "$it_out" | tail -n1)
-    if [ -z "$pass" ] || [ -z "$fail" ]; then
-        pass=0; fail=1; it_note="(no summary from node --test, exit status $rc)"
-        broken=1
-    else
-        fail=$((fail + ${cancelled:-0}))
-        [ "${skipped:-0}" -gt 0 ] && it_note="(${skipped} skipped: see SKIP above)"
-        [ "${todo:-0}" -gt 0 ] && it_note="$it_note(${todo} todo, not counted: see TODO above)"
-        [ "${cancelled:-0}" -gt 0 ] && it_note="(${cancelled} cancelled)"
-        if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
-            fail=1; it_note="(exit status $rc)"
-        fi
-        if [ "$pass" -eq 0 ] && [ "$fail" -eq 0 ]; then
-            fail=1; it_note="(ran no test)"
-        fi
-    fi
-    record "integration" "$pass" "$fail" "$it_note"
+    cat "$out"
+    pass=$(grep -cE '^ok [0-9]+' "$out")
+    fail=$(grep -cE '^not ok [0-9]+' "$out")
+    note=""
+    if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; note="(exit status $rc)"; fi
+    if [ "$pass" -eq 0 ] && [ "$fail" -eq 0 ]; then fail=1; note="(ran no test)"; fi
+    record "php client" "$pass" "$fail" "$note"
+else
+    record "php client" 0 1 "(could not run: missing php/phpunit, make deps)"
+    broken=1
 fi
 
 echo "=== results"
