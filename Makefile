@@ -102,7 +102,7 @@ unit: $(UNIT_BINS)
 test: all $(UNIT_BINS) $(TOOL_BINS)
 	@tests/run-tests.sh $(BUILD)
 
-run: all
+run: deps all
 	@deploy/run-local.sh $(BUILD)
 
 bench: all $(BENCH_BINS)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: a whole Waymark on this machine to try by hand: a private redis-server, the
-# test backend as demo backend, the dispatcher, the gateway and two fetchers, all on
+# PHP demo backend (demo/), the dispatcher, the gateway and two fetchers, all on
 # loopback. Ctrl-C (or SIGTERM) stops everything and removes the temp dir.
 # Usage: deploy/run-local.sh [BUILD]
 # Settings: WAYMARK_LISTEN (default 127.0.0.1:8800), WAYMARK_DEMO_REDIS_PORT (default: a
@@ -18,7 +18,8 @@ for b in waymark-dispatcher waymark-gateway waymark-fetcher waymark-bump; do
     [ -x "$BUILD/$b" ] || die "$BUILD/$b is missing: run make first"
 done
 command -v redis-server >/dev/null || die "redis-server not found: run make deps (Debian package redis-server)"
-command -v node >/dev/null || die "node not found: the demo backend needs Node.js 20+"
+command -v node >/dev/null || die "node not found (Node.js 20+ comes with the machine)"
+command -v php >/dev/null || die "php not found: run make deps (Debian packages php-cli php-redis)"
 
 # True when something accepts connections on host:port.
 in_use() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
@@ -55,10 +56,8 @@ done
 
 REDIS_PORT=${WAYMARK_DEMO_REDIS_PORT:-$(free_port)}
 need_free "redis" 127.0.0.1 "$REDIS_PORT" "WAYMARK_DEMO_REDIS_PORT to another port"
-BACKEND_PORT=${WAYMARK_DEMO_BACKEND_PORT:-0}
-if [ "$BACKEND_PORT" != 0 ]; then
-    need_free "backend" 127.0.0.1 "$BACKEND_PORT" "WAYMARK_DEMO_BACKEND_PORT to another port"
-fi
+BACKEND_PORT=${WAYMARK_DEMO_BACKEND_PORT:-$(free_port)}
+need_free "backend" 127.0.0.1 "$BACKEND_PORT" "WAYMARK_DEMO_BACKEND_PORT to another port"
 BUMP_EP=${WAYMARK_BUMP_ENDPOINT:-tcp://127.0.0.1:$(free_port)}
 FETCH_EP=${WAYMARK_FETCH_ENDPOINT:-tcp://127.0.0.1:$(free_port)}
 
@@ -123,9 +122,11 @@ start redis "$TMP/redis.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 
     --appendonly no --dir "$TMP/redis" --daemonize no
 wait_ready redis 10 in_use 127.0.0.1 "$REDIS_PORT"
 
-start backend "$TMP/backend.log" node "$ROOT/tests/backend/server.mjs" "$TMP/backend.port" --port "$BACKEND_PORT"
-wait_ready backend 10 test -s "$TMP/backend.port"
-BACKEND_PORT=$(sed -nE 's/.*"port": *([0-9]+).*/\1/p' "$TMP/backend.port")
+# One PHP process (no PHP_CLI_SERVER_WORKERS): its workers would outlive a SIGTERM.
+start backend "$TMP/backend.log" env WAYMARK_DEMO_DATA="$TMP/demo-data" \
+    WAYMARK_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" WAYMARK_DEMO_WS_URL="ws://$WS_HOST:$WS_PORT/" \
+    php -S "127.0.0.1:$BACKEND_PORT" "$ROOT/demo/public/index.php"
+wait_ready backend 10 http_ok "http://127.0.0.1:$BACKEND_PORT/healthz"
 
 export WAYMARK_BACKEND_URL=${WAYMARK_BACKEND_URL:-http://127.0.0.1:$BACKEND_PORT}
 export WAYMARK_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
@@ -148,11 +149,13 @@ CHANNEL=${WAYMARK_REDIS_CHANNEL:-waymark}
 cat <<EOF
 
   Waymark is running (temp dir $TMP).
+  open the demo as two users:    http://127.0.0.1:$BACKEND_PORT/?as=alice
+                                 http://127.0.0.1:$BACKEND_PORT/?as=bob      (and ?as=nobody: no access)
+  save a profile (bumps it):     curl -H 'Authorization: Bearer tok-alice' -H 'Content-Type: application/json' \\
+                                      -d '{"bio":"hi"}' http://127.0.0.1:$BACKEND_PORT/users/1
   websocket (WAMP, realm ${WAYMARK_REALM:-waymark}):  ws://$WS_HOST:$WS_PORT/   subprotocols wamp.2.json, wamp.2.msgpack
-  token (auth method "ticket"):  tok-alice   (or tok-bob; tok-nobody gets 403)
-  subscribe to:                  /users/1    (alice owns it and sees its email)
-  backend (demo):                $WAYMARK_BACKEND_URL   (set a version: curl -d '{"path":"/users/1","version":2}' $WAYMARK_BACKEND_URL/__test/version)
-  bump it:                       WAYMARK_REDIS_URL=$WAYMARK_REDIS_URL $BUILD/waymark-bump /users/1
+  tokens (auth method "ticket"): tok-alice (owns /users/1), tok-bob (owns /users/2), tok-nobody (403)
+  bump from the shell:           WAYMARK_REDIS_URL=$WAYMARK_REDIS_URL $BUILD/waymark-bump /users/1
                   or:            redis-cli -p $REDIS_PORT PUBLISH $CHANNEL /users/1
   metrics:                       http://$M_GW/metrics  http://$M_DP/metrics  http://$M_F1/metrics  http://$M_F2/metrics
   Ctrl-C stops everything.
