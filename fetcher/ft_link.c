@@ -88,7 +88,9 @@ static int link_open(struct ft_link *l, int64_t now, uint32_t credits)
         (rc = wm_zmq_setint(s, ZMQ_SNDHWM, WM_FETCH_HWM)) != 0 ||
         (rc = wm_zmq_setint(s, ZMQ_RCVHWM, WM_FETCH_HWM)) != 0 ||
         (rc = wm_zmq_setint(s, ZMQ_RECONNECT_IVL, WM_RECONNECT_MIN_MS)) != 0 ||
-        (rc = wm_zmq_setint(s, ZMQ_RECONNECT_IVL_MAX, WM_RECONNECT_MAX_MS)) != 0)
+        /* Capped at one heartbeat, not the Redis backoff cap: a restarted gateway
+         * must see its fetchers (and their READY) within about a second. */
+        (rc = wm_zmq_setint(s, ZMQ_RECONNECT_IVL_MAX, WM_HEARTBEAT_MS)) != 0)
         goto fail;
     if (zmq_connect(s, l->endpoint) != 0) {
         rc = -zmq_errno();

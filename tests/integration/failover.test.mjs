@@ -2,7 +2,7 @@
 // dispatcher restarted, a backend that refuses connections. Each test has its own stack.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bodyJson, findTokens, freePort, shutdownProblems, startStack } from './harness.mjs';
+import { bodyJson, findTokens, freePort, poll, shutdownProblems, startStack } from './harness.mjs';
 
 const T = { timeout: 90000 };
 
@@ -99,6 +99,28 @@ describe('failover', { timeout: 300000 }, () => {
     stack.bumpCli(topic);
     await sub.waitEvent((e) => bodyJson(e.kwargs).version === 5, 15000);
     assert.ok(s.isOpen);
+    await s.close();
+  }));
+
+  test('a gateway restart: fetchers rejoin at once and a returning session gets the fresh page', T, () => withStack({}, async (stack) => {
+    const topic = '/pages/gateway-restart';
+    await stack.setVersion(topic, 1);
+    await stack.proc('gateway').kill('SIGKILL');
+    await stack.startProc('gateway');
+    // Fetchers reconnect within ZeroMQ's capped reconnect interval (one heartbeat) and
+    // READY again when they see the new gateway instance: a snapshot needs no more than
+    // a few heartbeats, not the Redis backoff cap.
+    const t0 = Date.now();
+    const s = await stack.connect({ token: 'tok-alice', serializer: 'msgpack' });
+    const sub = await s.subscribe(topic, { get_retained: true });
+    const ev = await sub.waitEvent((e) => e.details.retained === true, 4000);
+    assert.equal(bodyJson(ev.kwargs).version, 1);
+    assert.ok(Date.now() - t0 < 4000);
+    await poll(async () => (await stack.metrics('gateway')).values.get('waymark_gateway_fetchers')
+      === stack.fetcherNames.length, 4000 - (Date.now() - t0), 'every fetcher to rejoin');
+    await stack.setVersion(topic, 2);
+    await stack.publish(topic);
+    await sub.waitEvent((e) => bodyJson(e.kwargs).version === 2, 10000);
     await s.close();
   }));
 
