@@ -1,6 +1,7 @@
 /* wm_msg: encode and decode the internal wire messages (docs/internals.md). The only
  * code in Waymark that touches msgpack for them: decoded messages own plain C copies. */
 #include "wm_msg.h"
+#include "wm_mpscan.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -134,76 +135,6 @@ cleanup:
 
 /* ---- decoding ---- */
 
-/* Walks the msgpack structure without building it and checks that no array or map
- * announces more elements than bytes remain. msgpack-c allocates a container's element
- * array up front, so without this a 5-byte frame could ask for ~100 GB. */
-static bool plausible(const uint8_t *p, size_t len)
-{
-    size_t i = 0;
-    uint64_t pending = 1;
-
-    while (pending) {
-        if (i >= len)
-            return false;
-        uint8_t c = p[i++];
-        uint64_t items = 0, skip = 0;
-        size_t lenbytes = 0, extra = 0;
-        bool is_map = false;
-        pending--;
-        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-            /* fixint, nil, bool */
-        } else if (c <= 0x8f) {
-            items = 2u * (c & 0x0f);
-        } else if (c <= 0x9f) {
-            items = c & 0x0f;
-        } else if (c <= 0xbf) {
-            skip = c & 0x1f;
-        } else {
-            switch (c) {
-            case 0xc4: case 0xd9: lenbytes = 1; break;
-            case 0xc5: case 0xda: lenbytes = 2; break;
-            case 0xc6: case 0xdb: lenbytes = 4; break;
-            case 0xc7: lenbytes = 1; extra = 1; break;
-            case 0xc8: lenbytes = 2; extra = 1; break;
-            case 0xc9: lenbytes = 4; extra = 1; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xca: case 0xce: case 0xd2: skip = 4; break;
-            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 2; break;
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: lenbytes = 2; items = 1; break;
-            case 0xdd: lenbytes = 4; items = 1; break;
-            case 0xde: lenbytes = 2; items = 1; is_map = true; break;
-            case 0xdf: lenbytes = 4; items = 1; is_map = true; break;
-            default: return false;   /* 0xc1 is never used */
-            }
-        }
-        if (lenbytes) {
-            if (len - i < lenbytes)
-                return false;
-            uint64_t v = 0;
-            for (size_t k = 0; k < lenbytes; k++)
-                v = (v << 8) | p[i + k];
-            i += lenbytes;
-            if (items)
-                items = is_map ? 2 * v : v;
-            else
-                skip = v + extra;
-        }
-        if (skip > len - i)
-            return false;
-        i += skip;
-        pending += items;
-        if (pending > len - i)
-            return false;
-    }
-    return true;
-}
-
 static bool get_u64(const msgpack_object *o, uint64_t max, uint64_t *out)
 {
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
@@ -233,7 +164,8 @@ static bool get_i64(const msgpack_object *o, int64_t min, int64_t max, int64_t *
 /* Copies a str into a new C string; NULL for the wrong type or an embedded NUL. */
 static char *get_str(const msgpack_object *o)
 {
-    if (o->type != MSGPACK_OBJECT_STR || memchr(o->via.str.ptr, '\0', o->via.str.size))
+    if (o->type != MSGPACK_OBJECT_STR ||
+        (o->via.str.size && memchr(o->via.str.ptr, '\0', o->via.str.size)))
         return NULL;
     return wm_strndup(o->via.str.ptr, o->via.str.size);
 }
@@ -393,7 +325,7 @@ int wm_msg_decode(const void *data, size_t len, struct wm_msg *out, const char *
         why = &dummy;
     memset(out, 0, sizeof *out);
     msgpack_unpacked_init(&up);
-    if (!data || len == 0 || !plausible(data, len)) {
+    if (!data || len == 0 || !wm_msgpack_plausible(data, len)) {
         *why = "not msgpack";
         goto cleanup;
     }

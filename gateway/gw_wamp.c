@@ -2,6 +2,7 @@
  * the hand-written EVENT encoder (no jansson tree: a 1 MiB body costs one escape pass).
  * The only gateway file that includes msgpack.h. */
 #include "gw_wamp.h"
+#include "wm_mpscan.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -238,6 +239,10 @@ static json_t *decode_msgpack(const void *data, size_t len, const char **why)
     json_t *v = NULL;
 
     msgpack_unpacked_init(&up);
+    if (!wm_msgpack_plausible(data, len)) {
+        *why = "invalid msgpack";
+        goto done;
+    }
     switch (msgpack_unpack_next(&up, data, len, &off)) {
     case MSGPACK_UNPACK_SUCCESS:
         break;

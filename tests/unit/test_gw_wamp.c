@@ -281,6 +281,11 @@ static void test_decode_malformed_msgpack(void **state)
     expect_fail(GW_SER_MSGPACK, "\x91\x01\x00", 3, "trailing data");
     expect_fail(GW_SER_MSGPACK, "\x91\x01\x91\x01", 4, "trailing data");
     expect_fail(GW_SER_MSGPACK, "\xc1", 1, "invalid msgpack");   /* never used */
+    /* Containers announcing more items than bytes follow are refused before msgpack-c
+     * allocates for them (4 billion items in 6 bytes would ask for ~128 GiB). */
+    expect_fail(GW_SER_MSGPACK, "\xdd\xff\xff\xff\xff\x01", 6, "invalid msgpack");
+    expect_fail(GW_SER_MSGPACK, "\x91\xdf\xff\xff\xff\xff\x01", 7, "invalid msgpack");
+    expect_fail(GW_SER_MSGPACK, "\x91\xdc\x00\x03\x01\x01", 6, "invalid msgpack");
     expect_fail(GW_SER_MSGPACK, "\x81\xa1x\x01", 4, "not an array");
     expect_fail(GW_SER_MSGPACK, "\x05", 1, "not an array");
     expect_fail(GW_SER_MSGPACK, "\xd4\x01\x00", 3, "not an array");   /* ext */
@@ -315,7 +320,7 @@ static void test_decode_malformed_msgpack(void **state)
      * containers, so this depth is caught by the converter. */
     for (int i = 0; i < 32; i++)
         wm_buf_append(&b, "\x92\x01", 2);
-    b.data[b.len - 1] = '\x90';
+    wm_buf_append(&b, "\x90", 1);   /* the last array's second element */
     expect_fail(GW_SER_MSGPACK, b.data, b.len, "too deep");
     wm_buf_free(&b);
 }
