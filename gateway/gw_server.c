@@ -88,6 +88,33 @@ static int filter(struct lws *wsi, struct gw_server *srv)
     return 0;
 }
 
+/* True when the comma-separated Sec-WebSocket-Protocol list names one of ours. */
+static bool offers_wamp(struct lws *wsi)
+{
+    char list[512];
+    char *save = NULL;
+
+    if (lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) <= 0)
+        return false;
+    for (char *t = strtok_r(list, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
+        if (strcmp(t, "wamp.2.json") == 0 || strcmp(t, "wamp.2.msgpack") == 0)
+            return true;
+    return false;
+}
+
+/* lws drops a handshake that offers only unknown subprotocols before the filter
+ * callback, uncounted: catch it at the upgrade request, which protocols[0] sees. */
+static int confirm_upgrade(struct lws *wsi, struct gw_server *srv, const char *what)
+{
+    if (!what || strcmp(what, "websocket") != 0)
+        return 0;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 && !offers_wamp(wsi)) {
+        refuse(wsi, srv, "no supported subprotocol (wamp.2.json or wamp.2.msgpack)");
+        return 1;
+    }
+    return 0;
+}
+
 static int on_established(struct lws *wsi, struct gw_server *srv, struct gw_conn *c)
 {
     const struct lws_protocols *p = lws_get_protocol(wsi);
@@ -202,6 +229,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     struct gw_conn *c = user;
 
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(wsi, srv, in);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return filter(wsi, srv);
     case LWS_CALLBACK_ESTABLISHED:
