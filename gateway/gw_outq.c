@@ -12,6 +12,7 @@
 struct gw_outq_item {
     struct gw_frame *frame;            /* one reference owned by the item */
     uint64_t key;                      /* 0: control frame, not in the index */
+    bool retained;                     /* the slot owes a retained EVENT */
     struct gw_outq_item *prev, *next;  /* utlist FIFO */
     UT_hash_handle hh;                 /* index by key (EVENT slots only) */
 };
@@ -64,24 +65,28 @@ void gw_outq_free(struct gw_outq **q)
     *q = NULL;
 }
 
-int gw_outq_put(struct gw_outq *q, struct gw_frame *frame, uint64_t key)
+int gw_outq_put(struct gw_outq *q, struct gw_frame *frame, uint64_t key, bool retained)
 {
     struct gw_outq_item *it = NULL;
 
     if (key) {
         HASH_FIND(hh, q->index, &key, sizeof key, it);
         if (it) {
-            /* Same place in the FIFO, newer page: the client never sees the old one. */
+            /* Newer page: the client never sees the old one. */
             q->bytes -= it->frame->len;
             gw_frame_unref(&it->frame);
             it->frame = gw_frame_ref(frame);
+            it->retained |= retained;
             q->bytes += frame->len;
+            DL_DELETE(q->head, it);
+            DL_APPEND(q->head, it);
             return 1;
         }
     }
     it = wm_calloc(1, sizeof *it);
     it->frame = gw_frame_ref(frame);
     it->key = key;
+    it->retained = retained;
     DL_APPEND(q->head, it);
     if (key)
         HASH_ADD(hh, q->index, key, sizeof it->key, it);
@@ -117,6 +122,16 @@ size_t gw_outq_drop_key(struct gw_outq *q, uint64_t key)
         return 0;
     item_free(q, it);
     return 1;
+}
+
+bool gw_outq_owes_retained(const struct gw_outq *q, uint64_t key)
+{
+    struct gw_outq_item *it = NULL;
+
+    if (!key)
+        return false;
+    HASH_FIND(hh, q->index, &key, sizeof key, it);
+    return it && it->retained;
 }
 
 size_t gw_outq_bytes(const struct gw_outq *q) { return q->bytes; }

@@ -19,6 +19,7 @@
 /* An EVENT that arrived while SUBSCRIBED was not queued yet (see on_subscribe). */
 struct held_event {
     uint64_t sub_id;
+    bool retained;
     struct gw_frame *frame;   /* one reference */
 };
 
@@ -149,7 +150,7 @@ static void queue_msg(struct gw_session *s, json_t *msg, bool final)
         set_close(s, GW_CLOSE_NOW);
         goto out;
     }
-    gw_outq_put(s->q, f, 0);
+    gw_outq_put(s->q, f, 0, false);
     s->env->io.want_write(s->transport);
 out:
     gw_frame_unref(&f);
@@ -364,7 +365,7 @@ static void on_subscribe(struct gw_session *s, const json_t *msg)
     queue_msg(s, json_pack("[iII]", WAMP_SUBSCRIBED, (json_int_t)req, (json_int_t)sub_id),
               false);
     for (size_t i = 0; i < s->n_held; i++) {
-        if (gw_outq_put(s->q, s->held[i].frame, s->held[i].sub_id))
+        if (gw_outq_put(s->q, s->held[i].frame, s->held[i].sub_id, s->held[i].retained))
             s->env->stats->events_replaced++;
         gw_frame_unref(&s->held[i].frame);
     }
@@ -471,8 +472,10 @@ static void on_established(struct gw_session *s, int code, const json_t *msg)
         break;
     case WAMP_CANCEL:      /* calls answer at once: nothing is ever in progress */
     case WAMP_YIELD:       /* we never send INVOCATION: nothing to answer */
-    case WAMP_ERROR:
         break;
+    case WAMP_ERROR:       /* a client may only send ERROR for an INVOCATION, never sent */
+        violation(s, "ERROR from a client answers no request of the router");
+        return;
     default:
         violation(s, "unexpected message in an established session");
     }
@@ -539,6 +542,9 @@ void gw_session_deliver(void *session, uint64_t sub_id, struct gw_event *ev, boo
         st->events_dropped++;
         return;
     }
+    /* A bump page replacing an undelivered snapshot is still that snapshot. */
+    if (!retained && gw_outq_owes_retained(s->q, sub_id))
+        retained = true;
     f = gw_event_frame(ev, s->ser, retained, &too_large);
     if (too_large)
         st->pages_too_large++;
@@ -549,11 +555,12 @@ void gw_session_deliver(void *session, uint64_t sub_id, struct gw_event *ev, boo
     if (s->in_subscribe) {
         s->held = wm_realloc(s->held, (s->n_held + 1) * sizeof *s->held);
         s->held[s->n_held].sub_id = sub_id;
+        s->held[s->n_held].retained = retained;
         s->held[s->n_held].frame = gw_frame_ref(f);
         s->n_held++;
         return;
     }
-    if (gw_outq_put(s->q, f, sub_id))
+    if (gw_outq_put(s->q, f, sub_id, retained))
         st->events_replaced++;
     if (gw_outq_bytes(s->q) > s->env->queue_bytes) {
         /* A client that does not read is cut off rather than letting memory grow.

@@ -33,9 +33,9 @@ static void test_fifo_and_bytes(void **state)
     struct gw_frame *a = frame("aa"), *b = frame("bbbb"), *c = frame("c");
 
     assert_true(gw_outq_empty(q));
-    assert_int_equal(gw_outq_put(q, a, 0), 0);
-    assert_int_equal(gw_outq_put(q, b, 7), 0);
-    assert_int_equal(gw_outq_put(q, c, 0), 0);
+    assert_int_equal(gw_outq_put(q, a, 0, false), 0);
+    assert_int_equal(gw_outq_put(q, b, 7, false), 0);
+    assert_int_equal(gw_outq_put(q, c, 0, false), 0);
     assert_int_equal(gw_outq_bytes(q), 7);
     assert_int_equal(gw_outq_count(q), 3);
     assert_int_equal(gw_outq_controls(q), 2);
@@ -56,28 +56,49 @@ static void test_fifo_and_bytes(void **state)
     assert_null(q);
 }
 
-static void test_latest_wins_in_place(void **state)
+static void test_retained_slot_is_sticky(void **state)
+{
+    struct gw_outq *q = gw_outq_new();
+    struct gw_frame *snap = frame("snapshot"), *bump = frame("bumped");
+
+    assert_false(gw_outq_owes_retained(q, 9));
+    gw_outq_put(q, snap, 9, true);
+    assert_true(gw_outq_owes_retained(q, 9));
+    /* A bump page replacing the snapshot keeps the slot owing a retained EVENT. */
+    assert_int_equal(gw_outq_put(q, bump, 9, false), 1);
+    assert_true(gw_outq_owes_retained(q, 9));
+    expect_take(q, "bumped", 9);
+    assert_false(gw_outq_owes_retained(q, 9));
+    gw_outq_put(q, bump, 9, false);
+    assert_false(gw_outq_owes_retained(q, 9));
+    gw_frame_unref(&snap);
+    gw_frame_unref(&bump);
+    gw_outq_free(&q);
+}
+
+static void test_latest_wins_at_the_tail(void **state)
 {
     struct gw_outq *q = gw_outq_new();
     struct gw_frame *ctl = frame("[33,1,5]"), *e1 = frame("page-one"), *e2 = frame("p2");
     struct gw_frame *other = frame("x"), *tail = frame("[35,2]");
 
-    gw_outq_put(q, ctl, 0);
-    assert_int_equal(gw_outq_put(q, e1, 5), 0);
-    gw_outq_put(q, other, 6);
-    gw_outq_put(q, tail, 0);
-    /* A newer page for sub 5 takes the old one's place, ahead of sub 6 and [35,2]. */
-    assert_int_equal(gw_outq_put(q, e2, 5), 1);
+    gw_outq_put(q, ctl, 0, false);
+    assert_int_equal(gw_outq_put(q, e1, 5, false), 0);
+    gw_outq_put(q, other, 6, false);
+    gw_outq_put(q, tail, 0, false);
+    /* A newer page for sub 5 replaces the old one and goes behind what was queued
+     * since: a re-SUBSCRIBE's SUBSCRIBED ([35,2] here) must precede its EVENT. */
+    assert_int_equal(gw_outq_put(q, e2, 5, false), 1);
     assert_int_equal(gw_outq_count(q), 4);
     assert_int_equal(gw_outq_bytes(q), 8 + 2 + 1 + 6);
     assert_int_equal(e1->refs, 1);   /* the queue released the replaced page */
 
     expect_take(q, "[33,1,5]", 0);
-    expect_take(q, "p2", 5);
     expect_take(q, "x", 6);
     expect_take(q, "[35,2]", 0);
+    expect_take(q, "p2", 5);
     /* Once taken, the slot is free: the next page for 5 is appended. */
-    assert_int_equal(gw_outq_put(q, e1, 5), 0);
+    assert_int_equal(gw_outq_put(q, e1, 5, false), 0);
     expect_take(q, "page-one", 5);
 
     gw_frame_unref(&ctl);
@@ -93,9 +114,9 @@ static void test_drop_key_and_clear(void **state)
     struct gw_outq *q = gw_outq_new();
     struct gw_frame *e = frame("event"), *c = frame("ctl");
 
-    gw_outq_put(q, e, 3);
-    gw_outq_put(q, c, 0);
-    gw_outq_put(q, e, 4);
+    gw_outq_put(q, e, 3, false);
+    gw_outq_put(q, c, 0, false);
+    gw_outq_put(q, e, 4, false);
     assert_int_equal(e->refs, 3);
     assert_int_equal(gw_outq_drop_key(q, 0), 0);    /* control frames have no slot */
     assert_int_equal(gw_outq_drop_key(q, 9), 0);
@@ -110,8 +131,8 @@ static void test_drop_key_and_clear(void **state)
     assert_int_equal(e->refs, 1);
     assert_int_equal(c->refs, 1);
     /* Still usable after a clear. */
-    gw_outq_put(q, e, 4);
-    gw_outq_put(q, c, 0);
+    gw_outq_put(q, e, 4, false);
+    gw_outq_put(q, c, 0, false);
     gw_outq_free(&q);
     assert_int_equal(e->refs, 1);
     gw_frame_unref(&e);
@@ -126,7 +147,7 @@ static void test_many_slots(void **state)
 
     for (int round = 0; round < 3; round++)
         for (uint64_t k = 1; k <= 1000; k++)
-            gw_outq_put(q, f, k);
+            gw_outq_put(q, f, k, false);
     assert_int_equal(gw_outq_count(q), 1000);
     assert_int_equal(gw_outq_bytes(q), 10000);
     assert_int_equal(f->refs, 1001);
@@ -143,7 +164,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_and_bytes),
-        cmocka_unit_test(test_latest_wins_in_place),
+        cmocka_unit_test(test_latest_wins_at_the_tail),
+        cmocka_unit_test(test_retained_slot_is_sticky),
         cmocka_unit_test(test_drop_key_and_clear),
         cmocka_unit_test(test_many_slots),
     };
