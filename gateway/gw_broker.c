@@ -12,6 +12,7 @@
 
 #include "wm_buf.h"
 #include "wm_log.h"
+#include "wm_zmq.h"
 #include "gw_wamp.h"
 
 struct gw_base;
@@ -79,7 +80,6 @@ struct gw_broker {
     struct gw_base *bases;       /* by base path */
     struct gw_client *clients;
     uint64_t next_sub_id;
-    uint64_t next_pub_id;
     struct gw_member *cursor;    /* next member of the group being delivered to */
 };
 
@@ -299,7 +299,6 @@ struct gw_broker *gw_broker_new(const struct gw_broker_config *cfg, struct gw_po
     b->deliver = deliver;
     b->stats = stats;
     b->next_sub_id = 1;
-    b->next_pub_id = 1;
     return b;
 }
 
@@ -469,7 +468,8 @@ void gw_broker_on_result(void *broker, struct gw_job *job, struct wm_msg *result
     }
     g->job = NULL;
     gw_job_free(&job);
-    ev = gw_event_new(g->topic->sub_id, next_id(&b->next_pub_id), g->topic->name, result,
+    /* Publication ids are global scope in WAMP: random, so two gateways never collide. */
+    ev = gw_event_new(g->topic->sub_id, wm_random_id(), g->topic->name, result,
                       b->cfg.max_message_bytes);
     bool bump = g->job_bump;
     g->job_bump = false;
