@@ -18,6 +18,7 @@
 #define GW_CLOSE_FLUSH_S   3      /* time to write the last frame before closing anyway */
 #define GW_IDLE_PING_S     30     /* a silent connection gets a ping ... */
 #define GW_IDLE_HANGUP_S   45     /* ... and is closed if it stays silent */
+#define GW_JOIN_TIMEOUT_S  10     /* websocket open to WELCOME, or the connection is closed */
 
 /* lws per-connection user data. */
 struct gw_conn {
@@ -26,6 +27,7 @@ struct gw_conn {
     struct lws *wsi;
     struct wm_buf rx;             /* fragments of the message being received */
     bool close_timer;             /* the flush deadline was set */
+    bool joining;                 /* the join deadline is set: no WELCOME yet */
     struct gw_conn *prev, *next;  /* utlist: the server's open connections */
 };
 
@@ -128,6 +130,10 @@ static int on_established(struct lws *wsi, struct gw_server *srv, struct gw_conn
     c->session = gw_session_new(&srv->env, ser, wsi, peer);
     DL_APPEND(srv->conns, c);
     srv->n_conns++;
+    /* A connection that never completes HELLO/AUTHENTICATE would hold a session slot
+     * forever (idle pings keep it alive): it gets a deadline until WELCOME. */
+    c->joining = true;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, GW_JOIN_TIMEOUT_S);
     wm_debug("websocket open", "peer=%s protocol=%s", peer, p->name);
     return 0;
 }
@@ -165,6 +171,10 @@ static int on_receive(struct lws *wsi, struct gw_server *srv, struct gw_conn *c,
         wm_buf_free(&c->rx);
     else
         wm_buf_reset(&c->rx);
+    if (c->joining && gw_session_state(c->session) == GW_SESSION_ESTABLISHED) {
+        c->joining = false;
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    }
     switch (gw_session_close_kind(c->session)) {
     case GW_CLOSE_NOW:
         return -1;
