@@ -68,28 +68,6 @@ static void refuse(struct lws *wsi, struct gw_server *srv, const char *why)
     }
 }
 
-/* Returns nonzero to refuse the handshake. lws binds a client that offered no
- * subprotocol to protocols[0], so that case is caught here. */
-static int filter(struct lws *wsi, struct gw_server *srv)
-{
-    char uri[8];
-
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0) {
-        refuse(wsi, srv, "no subprotocol (wamp.2.json or wamp.2.msgpack)");
-        return 1;
-    }
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) != 1 ||
-        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) != 1 || uri[0] != '/') {
-        refuse(wsi, srv, "path is not /");
-        return 1;
-    }
-    if (srv->n_conns >= srv->max_sessions) {
-        refuse(wsi, srv, "too many sessions");
-        return 1;
-    }
-    return 0;
-}
-
 /* True when the comma-separated Sec-WebSocket-Protocol list names one of ours. */
 static bool offers_wamp(struct lws *wsi)
 {
@@ -104,17 +82,33 @@ static bool offers_wamp(struct lws *wsi)
     return false;
 }
 
-/* lws drops a handshake that offers only unknown subprotocols before the filter
- * callback, uncounted: catch it at the upgrade request, which protocols[0] sees. */
+/* The upgrade request, which protocols[0] sees before lws picks a subprotocol: a refused
+ * handshake gets an HTTP status saying why. (lws would bind a client offering no
+ * subprotocol to protocols[0], and drop one offering only unknown ones silently.) */
 static int confirm_upgrade(struct lws *wsi, struct gw_server *srv, const char *what)
 {
+    char uri[8];
+    unsigned int status = 0;
+    const char *why = NULL;
+
     if (!what || strcmp(what, "websocket") != 0)
         return 0;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 && !offers_wamp(wsi)) {
-        refuse(wsi, srv, "no supported subprotocol (wamp.2.json or wamp.2.msgpack)");
-        return 1;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) != 1 ||
+        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) != 1 || uri[0] != '/') {
+        status = HTTP_STATUS_NOT_FOUND;
+        why = "path is not /";
+    } else if (!offers_wamp(wsi)) {
+        status = HTTP_STATUS_BAD_REQUEST;
+        why = "no supported subprotocol (wamp.2.json or wamp.2.msgpack)";
+    } else if (srv->n_conns >= srv->max_sessions) {
+        status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+        why = "too many sessions";
     }
-    return 0;
+    if (!status)
+        return 0;
+    refuse(wsi, srv, why);
+    lws_return_http_status(wsi, status, why);
+    return 1;
 }
 
 static int on_established(struct lws *wsi, struct gw_server *srv, struct gw_conn *c)
@@ -241,8 +235,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(wsi, srv, in);
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return filter(wsi, srv);
     case LWS_CALLBACK_ESTABLISHED:
         return on_established(wsi, srv, c);
     case LWS_CALLBACK_RECEIVE:

@@ -15,6 +15,7 @@
 #include "wm_zmq.h"
 
 #define AUTHID_MAX 256
+#define ACCEPT_MAX 256   /* longest Accept header a subscription may ask for */
 
 /* An EVENT that arrived while SUBSCRIBED was not queued yet (see on_subscribe). */
 struct held_event {
@@ -214,6 +215,41 @@ static bool token_ok(const json_t *t)
     return true;
 }
 
+/* The SUBSCRIBE option that sets the Accept header of the subscription's fetches:
+ * `_accept` (a WAMP custom attribute, which clients such as wampy insist on) or
+ * `accept`. *out stays NULL when absent (the broker's default). It goes into an HTTP
+ * header, so only printable ASCII: no line break, no NUL. Returns false with *why. */
+static bool accept_option(const json_t *opts, const char **out, const char **why)
+{
+    const json_t *a = json_object_get(opts, "_accept");
+    const unsigned char *p;
+    size_t len;
+
+    *out = NULL;
+    if (!a)
+        a = json_object_get(opts, "accept");
+    if (!a)
+        return true;
+    if (!json_is_string(a)) {
+        *why = "accept must be a string";
+        return false;
+    }
+    p = (const unsigned char *)json_string_value(a);
+    len = json_string_length(a);
+    if (len == 0 || len > ACCEPT_MAX) {
+        *why = "accept must be 1 to 256 bytes";
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < 0x20 || p[i] > 0x7e) {
+            *why = "accept must be printable ASCII";
+            return false;
+        }
+    }
+    *out = (const char *)p;
+    return true;
+}
+
 static char *authid_from(const json_t *details)
 {
     const json_t *a = json_object_get(details, "authid");
@@ -239,11 +275,13 @@ static void send_welcome(struct gw_session *s, const char *authmethod)
 
     s->id = wm_random_id();
     s->state = GW_SESSION_ESTABLISHED;
-    queue_msg(s, json_pack("[iI{ss ss ss ss s{s{s{}} s{s{}}}}]", WAMP_WELCOME,
+    /* event_retention: SUBSCRIBE's get_retained is honoured (the snapshot fetch). */
+    queue_msg(s, json_pack("[iI{ss ss ss ss s{s{s{sb}} s{s{}}}}]", WAMP_WELCOME,
                            (json_int_t)s->id, "authid", authid,
                            "authrole", anon ? "anonymous" : "user",
                            "authmethod", authmethod, "authprovider", "waymark",
-                           "roles", "broker", "features", "dealer", "features"),
+                           "roles", "broker", "features", "event_retention", 1,
+                           "dealer", "features"),
               false);
     wm_debug("session welcome", "session=%llu peer=%s authmethod=%s",
              (unsigned long long)s->id, s->peer, authmethod);
@@ -321,7 +359,7 @@ static void on_authenticate(struct gw_session *s, const json_t *msg)
 static void on_subscribe(struct gw_session *s, const json_t *msg)
 {
     const json_t *opts = json_array_get(msg, 2), *topic = json_array_get(msg, 3), *match;
-    const char *why = NULL;
+    const char *why = NULL, *accept = NULL;
     uint64_t req, sub_id = 0;
     bool retained;
     int rc;
@@ -344,12 +382,17 @@ static void on_subscribe(struct gw_session *s, const json_t *msg)
         send_error(s, WAMP_SUBSCRIBE, req, "wamp.error.invalid_uri", why);
         return;
     }
+    if (!accept_option(opts, &accept, &why)) {
+        s->env->stats->subscribe_refused++;
+        send_error(s, WAMP_SUBSCRIBE, req, "wamp.error.invalid_argument", why);
+        return;
+    }
     retained = json_is_true(json_object_get(opts, "get_retained"));
     /* Should the broker ever deliver synchronously, EVENTs are held until SUBSCRIBED
      * is queued: clients drop an EVENT for a subscription they do not know yet. */
     s->in_subscribe = true;
-    rc = gw_broker_subscribe(s->env->broker, s->client, json_string_value(topic), retained,
-                             &sub_id);
+    rc = gw_broker_subscribe(s->env->broker, s->client, json_string_value(topic), accept,
+                             retained, &sub_id);
     s->in_subscribe = false;
     if (rc == -ENOSPC) {
         drop_held(s);

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -216,6 +217,27 @@ describe('robustness: bad input is refused, counted, and harms no one else', { t
     await assert.rejects(c.opened());
     c.close();
   }));
+
+  // A refused handshake answers with an HTTP status that says why, not a dropped socket.
+  const upgradeStatus = (p, protocols) => new Promise((resolve, reject) => {
+    const u = new URL(stack.wsUrl);
+    const headers = { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+    if (protocols) headers['Sec-WebSocket-Protocol'] = protocols;
+    const req = http.request({ host: u.hostname, port: u.port, path: p, headers, timeout: 5000 });
+    req.on('response', (res) => { res.resume(); resolve(res.statusCode); });
+    req.on('upgrade', (res, socket) => { socket.destroy(); resolve(res.statusCode); });
+    req.on('timeout', () => req.destroy(new Error('no answer')));
+    req.on('error', reject);
+    req.end();
+  });
+  test('refused handshakes get 400 (subprotocol) or 404 (path); a good one gets 101', T, () =>
+    abuse('handshake statuses', ['waymark_gateway_sessions_refused_total'], async () => {
+      assert.equal(await upgradeStatus('/', null), 400);
+      assert.equal(await upgradeStatus('/', 'wamp.2.cbor, mqtt'), 400);
+      assert.equal(await upgradeStatus('/ws', 'wamp.2.json'), 404);
+      assert.equal(await upgradeStatus('/', 'wamp.2.cbor, wamp.2.msgpack'), 101);
+    }));
 
   // ---- undecodable frames ----
 

@@ -184,7 +184,7 @@ static void test_handshake(void **state)
     assert_non_null(strstr(text, "\"authid\":\"bob\""));
     assert_non_null(strstr(text, "\"authrole\":\"user\""));
     assert_non_null(strstr(text, "\"authmethod\":\"ticket\""));
-    assert_non_null(strstr(text, "\"roles\":{\"broker\":{\"features\":{}},\"dealer\":{\"features\":{}}}"));
+    assert_non_null(strstr(text, "\"roles\":{\"broker\":{\"features\":{\"event_retention\":true}},\"dealer\":{\"features\":{}}}"));
     assert_null(strstr(text, "secret-token"));
     assert_int_equal(gw_session_close_kind(s), GW_CLOSE_NONE);
     in(s, "[6,{},\"wamp.close.close_realm\"]");
