@@ -1,6 +1,6 @@
-/* gw_broker: who is subscribed to what, with which token. Bumps become at most one
- * fetch in flight and one pending per (topic, token) group; each page is wrapped once
- * in a gw_event and handed to every member of the group (docs/internals.md). */
+/* gw_broker: who is subscribed to what, with which token and Accept. Bumps become at
+ * most one fetch in flight and one pending per (topic, token, accept) group; each page
+ * is wrapped once in a gw_event and handed to every member of the group. */
 #include "gw_broker.h"
 
 #include <errno.h>
@@ -22,8 +22,7 @@ struct gw_group;
 struct gw_topic {
     char *name;                  /* owned, hash key */
     uint64_t sub_id;
-    struct gw_group *groups;     /* by token (uthash hh); anonymous ones in anon */
-    struct gw_group *anon;
+    struct gw_group *groups;     /* by key (uthash hh), see group_key */
     struct gw_base *base;        /* index entry of the part before '?' */
     struct gw_topic *bprev, *bnext;   /* in base->topics */
     UT_hash_handle hh;           /* b->topics */
@@ -38,10 +37,13 @@ struct gw_base {
 
 struct gw_member;
 
-/* (topic, token): the sessions that see the same page and share one fetch. */
+/* (topic, token, accept): the sessions that see the same page and share one fetch. */
 struct gw_group {
     struct gw_topic *topic;
-    char *token;                 /* owned; NULL = anonymous */
+    char *key;                   /* owned, hash key; token and accept point into it */
+    size_t key_len;
+    const char *token;           /* NULL = anonymous */
+    const char *accept;          /* never NULL: the Accept header of its fetches */
     struct gw_member *members;   /* utlist DL via gprev/gnext */
     size_t n_members;
     size_t n_snap_pending;       /* members with snap_pending */
@@ -91,6 +93,8 @@ static uint64_t next_id(uint64_t *counter)
     return id;
 }
 
+#define DEFAULT_ACCEPT "*/*"
+
 static bool same_token(const char *a, const char *b)
 {
     if (!a || !b)
@@ -123,7 +127,7 @@ static struct gw_job *job_build(struct gw_broker *b, struct gw_group *g)
         set_header(&j->headers[j->n_headers++], b->cfg.auth->name,
                    wm_auth_header_value(b->cfg.auth, g->token));
     set_header(&j->headers[j->n_headers++], "X-Waymark", wm_strdup("1"));
-    set_header(&j->headers[j->n_headers++], "Accept", wm_strdup("*/*"));
+    set_header(&j->headers[j->n_headers++], "Accept", wm_strdup(g->accept));
     j->timeout_ms = b->cfg.fetch_timeout_ms;
     j->max_body = b->cfg.max_page_bytes;
     j->owner = g;
@@ -197,7 +201,7 @@ static struct gw_topic *topic_get(struct gw_broker *b, const char *name)
 
 static void topic_release(struct gw_broker *b, struct gw_topic *t)
 {
-    if (t->anon || t->groups)
+    if (t->groups)
         return;
     struct gw_base *base = t->base;
     DL_DELETE2(base->topics, t, bprev, bnext);
@@ -212,23 +216,41 @@ static void topic_release(struct gw_broker *b, struct gw_topic *t)
     free(t);
 }
 
-static struct gw_group *group_get(struct gw_broker *b, struct gw_topic *t, const char *token)
+/* One byte buffer names the group: '-' (anonymous) or 't' + token, NUL, accept, NUL.
+ * Neither part holds a NUL (both are checked before they get here), so the key is
+ * unambiguous. */
+static char *group_key(const char *token, const char *accept, size_t *len)
+{
+    size_t tlen = token ? strlen(token) : 0, alen = strlen(accept);
+    char *k = wm_malloc(1 + tlen + 1 + alen + 1);
+    k[0] = token ? 't' : '-';
+    if (token)
+        memcpy(k + 1, token, tlen);
+    k[1 + tlen] = '\0';
+    memcpy(k + 2 + tlen, accept, alen + 1);
+    *len = 1 + tlen + 1 + alen;
+    return k;
+}
+
+/* accept NULL means the default; asking for the default explicitly shares its group. */
+static struct gw_group *group_get(struct gw_broker *b, struct gw_topic *t, const char *token,
+                                  const char *accept)
 {
     struct gw_group *g = NULL;
-    if (!token)
-        g = t->anon;
-    else
-        HASH_FIND_STR(t->groups, token, g);
-    if (g)
+    size_t len;
+    char *key = group_key(token, accept ? accept : DEFAULT_ACCEPT, &len);
+    HASH_FIND(hh, t->groups, key, len, g);
+    if (g) {
+        free(key);
         return g;
+    }
     g = wm_calloc(1, sizeof *g);
     g->topic = t;
-    if (!token) {
-        t->anon = g;
-    } else {
-        g->token = wm_strdup(token);
-        HASH_ADD_KEYPTR(hh, t->groups, g->token, strlen(g->token), g);
-    }
+    g->key = key;
+    g->key_len = len;
+    g->token = token ? key + 1 : NULL;
+    g->accept = key + strlen(key) + 1;
+    HASH_ADD_KEYPTR(hh, t->groups, g->key, g->key_len, g);
     b->stats->groups++;
     return g;
 }
@@ -244,12 +266,9 @@ static void group_release(struct gw_broker *b, struct gw_group *g)
         gw_pool_cancel(b->pool, g->job);
         g->job = NULL;
     }
-    if (g == t->anon)
-        t->anon = NULL;
-    else
-        HASH_DEL(t->groups, g);
+    HASH_DEL(t->groups, g);
     b->stats->groups--;
-    free(g->token);
+    free(g->key);
     free(g);
     topic_release(b, t);
 }
@@ -274,6 +293,27 @@ static void group_remove(struct gw_broker *b, struct gw_member *m)
     DL_DELETE2(g->members, m, gprev, gnext);
     g->n_members--;
     m->group = NULL;
+}
+
+/* Moves m to group g (same topic, another token or accept). What the member was still
+ * owed from the old group (a page fetched after the last bump, a snapshot) must now
+ * come from g; nothing else is fetched just because the member moved. */
+static void member_move(struct gw_broker *b, struct gw_member *m, struct gw_group *g)
+{
+    struct gw_group *old = m->group;
+    if (g == old)
+        return;
+    bool owed_bump = (old->job && old->job_bump) || old->pending_bump;
+    bool owed_snap = m->snap_pending || m->snap_in_flight;
+    group_remove(b, m);
+    group_add(g, m);
+    if (owed_snap)
+        member_want_snapshot(g, m);
+    if (owed_bump)
+        group_bump(b, g);
+    else
+        group_kick(b, g);
+    group_release(b, old);
 }
 
 static void member_free(struct gw_broker *b, struct gw_member *m)
@@ -347,28 +387,12 @@ void gw_broker_client_set_token(struct gw_broker *b, struct gw_client *c, const 
         return;
     free(c->token);
     c->token = token ? wm_strdup(token) : NULL;
-    HASH_ITER(hh, c->members, m, mt) {
-        struct gw_group *old = m->group;
-        /* What the member was still owed from the old group (a page fetched after the
-         * last bump, a snapshot) must now come with the new token; nothing else is
-         * fetched just because the token changed. */
-        bool owed_bump = (old->job && old->job_bump) || old->pending_bump;
-        bool owed_snap = m->snap_pending || m->snap_in_flight;
-        struct gw_group *g = group_get(b, old->topic, token);
-        group_remove(b, m);
-        group_add(g, m);
-        if (owed_snap)
-            member_want_snapshot(g, m);
-        if (owed_bump)
-            group_bump(b, g);
-        else
-            group_kick(b, g);
-        group_release(b, old);
-    }
+    HASH_ITER(hh, c->members, m, mt)
+        member_move(b, m, group_get(b, m->group->topic, token, m->group->accept));
 }
 
 int gw_broker_subscribe(struct gw_broker *b, struct gw_client *c, const char *topic,
-                        bool retained, uint64_t *sub_id)
+                        const char *accept, bool retained, uint64_t *sub_id)
 {
     struct gw_topic *t = NULL;
     struct gw_member *m = NULL;
@@ -385,8 +409,11 @@ int gw_broker_subscribe(struct gw_broker *b, struct gw_client *c, const char *to
         m->client = c;
         m->sub_id = t->sub_id;
         HASH_ADD(hh, c->members, sub_id, sizeof m->sub_id, m);
-        group_add(group_get(b, t, c->token), m);
+        group_add(group_get(b, t, c->token, accept), m);
         b->stats->subscriptions++;
+    } else {
+        /* One member per (session, topic): the latest SUBSCRIBE says which Accept. */
+        member_move(b, m, group_get(b, t, c->token, accept));
     }
     *sub_id = m->sub_id;
     if (retained) {
@@ -409,8 +436,6 @@ int gw_broker_unsubscribe(struct gw_broker *b, struct gw_client *c, uint64_t sub
 static void topic_bump(struct gw_broker *b, struct gw_topic *t)
 {
     struct gw_group *g, *gt;
-    if (t->anon)
-        group_bump(b, t->anon);
     HASH_ITER(hh, t->groups, g, gt)
         group_bump(b, g);
 }

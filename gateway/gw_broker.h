@@ -1,5 +1,5 @@
-/* gw_broker: topics, (topic, token) groups and session memberships; turns bumps into
- * coalesced fetch jobs and fetched pages into deliveries (docs/internals.md,
+/* gw_broker: topics, (topic, token, accept) groups and session memberships; turns
+ * bumps into coalesced fetch jobs and fetched pages into deliveries (docs/internals.md,
  * "Coalescing and delivery"). No I/O: jobs go to the pool, pages to a callback. */
 #ifndef GW_BROKER_H
 #define GW_BROKER_H
@@ -48,12 +48,14 @@ void gw_broker_client_free(struct gw_broker *b, struct gw_client **c);
  * again with the new token (the old group's page no longer reaches it). */
 void gw_broker_client_set_token(struct gw_broker *b, struct gw_client *c, const char *token);
 
-/* Subscribes c to topic (already validated). *sub_id gets the topic's subscription id.
- * Subscribing again to the same topic returns the same id and, with retained, fetches
- * a snapshot again. Returns 0, or -ENOSPC over max_subscriptions (counted here in
+/* Subscribes c to topic (already validated). accept is the Accept header of its
+ * fetches (already validated: printable ASCII; NULL = the default, any type). *sub_id gets the
+ * topic's subscription id. Subscribing again to the same topic returns the same id,
+ * takes the new accept (moving the membership, like a token change) and, with
+ * retained, fetches a snapshot again. Returns 0, or -ENOSPC over max_subscriptions (counted here in
  * subscribe_refused; the caller counts only the topics it rejects itself). */
 int gw_broker_subscribe(struct gw_broker *b, struct gw_client *c, const char *topic,
-                        bool retained, uint64_t *sub_id);
+                        const char *accept, bool retained, uint64_t *sub_id);
 /* Returns 0, or -ENOENT when c has no subscription with this id. */
 int gw_broker_unsubscribe(struct gw_broker *b, struct gw_client *c, uint64_t sub_id);
 

@@ -461,7 +461,7 @@ static void render(struct wm_buf *out, void *ud)
     C(frames_out, "Websocket messages sent.");
     G(subscriptions, "Session subscriptions.");
     G(topics, "Distinct topics.");
-    G(groups, "(topic, token) groups.");
+    G(groups, "(topic, token, accept) groups.");
     C(subscribe_refused, "SUBSCRIBE refused (invalid topic, over the limit).");
     C(bumps_received, "Bumps received from dispatchers.");
     C(bumps_matched, "Bumps that touched at least one topic.");

@@ -20,7 +20,7 @@ struct gw_stats {
     /* subscriptions (gw_broker) */
     uint64_t subscriptions;          /* gauge: session subscriptions (members) */
     uint64_t topics;                 /* gauge */
-    uint64_t groups;                 /* gauge: (topic, token) groups */
+    uint64_t groups;                 /* gauge: (topic, token, accept) groups */
     uint64_t subscribe_refused;      /* invalid topic, over the per-session limit */
     /* bumps (gw_bumps) */
     uint64_t bumps_received;

@@ -165,7 +165,8 @@ int main(int argc, char **argv)
         uint64_t sub_id;
         snprintf(token, sizeof token, "tok-bench-%zu", (c / N_TOPICS) % N_TOKENS);
         clients[c] = gw_broker_client_new(b, &clients[c], token);
-        if (gw_broker_subscribe(b, clients[c], topic[c % N_TOPICS], false, &sub_id) != 0) {
+        if (gw_broker_subscribe(b, clients[c], topic[c % N_TOPICS], NULL, false,
+                                &sub_id) != 0) {
             fprintf(stderr, "bench_pool: subscribe failed\n");
             goto out;
         }

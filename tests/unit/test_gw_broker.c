@@ -1,5 +1,5 @@
 /* Unit tests for gw_broker, driven through a real gw_pool with a recording send
- * callback and one fake fetcher: coalescing, groups by token, topic matching,
+ * callback and one fake fetcher: coalescing, groups by token and Accept, topic matching,
  * snapshots, token changes, limits, and re-entrant deliveries. */
 #include <errno.h>
 #include <setjmp.h>
@@ -154,7 +154,7 @@ static void test_burst_coalesced(void **state)
 {
     struct gw_client *c = gw_broker_client_new(fx.b, &s1, "alice");
     uint64_t sub = 0;
-    assert_int_equal(gw_broker_subscribe(fx.b, c, "/users/1", false, &sub), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, c, "/users/1", NULL, false, &sub), 0);
     assert_true(sub >= 1 && sub <= (uint64_t)WAMP_ID_MAX);
     assert_int_equal(fx.n_sent, 0);   /* no snapshot asked: nothing fetched */
 
@@ -190,9 +190,9 @@ static void test_tokens_make_groups(void **state)
     struct gw_client *bob = gw_broker_client_new(fx.b, &s2, "bob");
     struct gw_client *a2 = gw_broker_client_new(fx.b, &s3, "alice");
     uint64_t id1, id2, id3;
-    assert_int_equal(gw_broker_subscribe(fx.b, a1, "/users/1", false, &id1), 0);
-    assert_int_equal(gw_broker_subscribe(fx.b, bob, "/users/1", false, &id2), 0);
-    assert_int_equal(gw_broker_subscribe(fx.b, a2, "/users/1", false, &id3), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, a1, "/users/1", NULL, false, &id1), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, bob, "/users/1", NULL, false, &id2), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, a2, "/users/1", NULL, false, &id3), 0);
     assert_true(id1 == id2 && id2 == id3);   /* one subscription id per topic */
     assert_int_equal(fx.stats.subscriptions, 3);
     assert_int_equal(fx.stats.topics, 1);
@@ -225,7 +225,7 @@ static void test_anonymous_has_no_auth(void **state)
 {
     struct gw_client *c = gw_broker_client_new(fx.b, &s1, NULL);
     uint64_t id;
-    assert_int_equal(gw_broker_subscribe(fx.b, c, "/pub", true, &id), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, c, "/pub", NULL, true, &id), 0);
     assert_int_equal(fx.n_sent, 1);
     assert_null(header(&fx.sent[0], "Authorization"));
     assert_string_equal(header(&fx.sent[0], "X-Waymark"), "1");
@@ -235,9 +235,9 @@ static void test_query_matching(void **state)
 {
     struct gw_client *c = gw_broker_client_new(fx.b, &s1, "t");
     uint64_t q, plain, other;
-    assert_int_equal(gw_broker_subscribe(fx.b, c, "/users/1?fields=name", false, &q), 0);
-    assert_int_equal(gw_broker_subscribe(fx.b, c, "/users/1", false, &plain), 0);
-    assert_int_equal(gw_broker_subscribe(fx.b, c, "/users/10", false, &other), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, c, "/users/1?fields=name", NULL, false, &q), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, c, "/users/1", NULL, false, &plain), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, c, "/users/10", NULL, false, &other), 0);
     assert_true(q != plain && plain != other && q != other);
 
     assert_int_equal(gw_broker_bump(fx.b, "/users/1", WM_MATCH_EXACT), 2);
@@ -265,9 +265,9 @@ static void test_prefix(void **state)
 {
     struct gw_client *c = gw_broker_client_new(fx.b, &s1, "t");
     uint64_t id;
-    gw_broker_subscribe(fx.b, c, "/users/1", false, &id);
-    gw_broker_subscribe(fx.b, c, "/users/2?x=1", false, &id);
-    gw_broker_subscribe(fx.b, c, "/posts/1", false, &id);
+    gw_broker_subscribe(fx.b, c, "/users/1", NULL, false, &id);
+    gw_broker_subscribe(fx.b, c, "/users/2?x=1", NULL, false, &id);
+    gw_broker_subscribe(fx.b, c, "/posts/1", NULL, false, &id);
     assert_int_equal(gw_broker_bump(fx.b, "/users/", WM_MATCH_PREFIX), 2);
     assert_int_equal(fx.n_sent, 2);
     for (size_t i = 0; i < 2; i++)
@@ -280,8 +280,8 @@ static void test_unsubscribe_stops_delivery(void **state)
     struct gw_client *c1 = gw_broker_client_new(fx.b, &s1, "t");
     struct gw_client *c2 = gw_broker_client_new(fx.b, &s2, "t");
     uint64_t id;
-    gw_broker_subscribe(fx.b, c1, "/a", false, &id);
-    gw_broker_subscribe(fx.b, c2, "/a", false, &id);
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, false, &id);
+    gw_broker_subscribe(fx.b, c2, "/a", NULL, false, &id);
     gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
     assert_int_equal(gw_broker_unsubscribe(fx.b, c1, id), 0);
     assert_int_equal(gw_broker_unsubscribe(fx.b, c1, id), -ENOENT);
@@ -303,7 +303,7 @@ static void test_unsubscribe_stops_delivery(void **state)
     struct wm_msg ready = { .type = WM_MSG_READY, .instance = 5 };
     ready.u.ready.credits = 0;
     gw_pool_on_message(fx.pool, "F", 1, &ready);
-    gw_broker_subscribe(fx.b, c1, "/b", true, &id);
+    gw_broker_subscribe(fx.b, c1, "/b", NULL, true, &id);
     assert_int_equal(fx.stats.jobs_queued, 1);
     assert_int_equal(gw_broker_unsubscribe(fx.b, c1, id), 0);
     assert_int_equal(fx.stats.jobs_queued, 0);
@@ -317,8 +317,8 @@ static void test_snapshot_only_to_asker(void **state)
     struct gw_client *c1 = gw_broker_client_new(fx.b, &s1, "t");
     struct gw_client *c2 = gw_broker_client_new(fx.b, &s2, "t");
     uint64_t id;
-    gw_broker_subscribe(fx.b, c1, "/a", false, &id);
-    gw_broker_subscribe(fx.b, c2, "/a", true, &id);
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, false, &id);
+    gw_broker_subscribe(fx.b, c2, "/a", NULL, true, &id);
     assert_int_equal(fx.n_sent, 1);
     reply(0, "snap");
     assert_int_equal(fx.n_del, 1);
@@ -329,7 +329,7 @@ static void test_snapshot_only_to_asker(void **state)
     /* Snapshot in flight, then a bump: the snapshot goes to the asker only, then a
      * fresh page to both. */
     uint64_t id2;
-    assert_int_equal(gw_broker_subscribe(fx.b, c2, "/a", true, &id2), 0);   /* again */
+    assert_int_equal(gw_broker_subscribe(fx.b, c2, "/a", NULL, true, &id2), 0);   /* again */
     assert_true(id2 == id);
     assert_int_equal(fx.n_sent, 2);
     gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
@@ -349,7 +349,7 @@ static void test_snapshot_only_to_asker(void **state)
      * then the snapshot page to the asker; the next bump job covers a pending
      * snapshot with one page, retained only for the asker. */
     gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);          /* job 3 (bump) */
-    gw_broker_subscribe(fx.b, c2, "/a", true, &id);      /* pending snapshot */
+    gw_broker_subscribe(fx.b, c2, "/a", NULL, true, &id);      /* pending snapshot */
     gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);          /* pending bump */
     assert_int_equal(fx.n_sent, 4);
     reply(3, "b1");
@@ -374,7 +374,7 @@ static void test_token_change(void **state)
 {
     struct gw_client *c = gw_broker_client_new(fx.b, &s1, "alice");
     uint64_t id;
-    gw_broker_subscribe(fx.b, c, "/me", false, &id);
+    gw_broker_subscribe(fx.b, c, "/me", NULL, false, &id);
     gw_broker_client_set_token(fx.b, c, "carol");
     assert_int_equal(fx.n_sent, 0);   /* no fetch just for the change */
     assert_int_equal(fx.stats.groups, 1);
@@ -410,11 +410,11 @@ static void test_subscription_limit(void **state)
     char topic[16];
     for (int i = 0; i < 4; i++) {
         snprintf(topic, sizeof topic, "/t/%d", i);
-        assert_int_equal(gw_broker_subscribe(fx.b, c, topic, false, &id), 0);
+        assert_int_equal(gw_broker_subscribe(fx.b, c, topic, NULL, false, &id), 0);
     }
-    assert_int_equal(gw_broker_subscribe(fx.b, c, "/t/9", false, &id), -ENOSPC);
+    assert_int_equal(gw_broker_subscribe(fx.b, c, "/t/9", NULL, false, &id), -ENOSPC);
     assert_int_equal(fx.stats.subscribe_refused, 1);
-    assert_int_equal(gw_broker_subscribe(fx.b, c, "/t/0", false, &id), 0);   /* already */
+    assert_int_equal(gw_broker_subscribe(fx.b, c, "/t/0", NULL, false, &id), 0);   /* already */
     assert_int_equal(fx.stats.subscriptions, 4);
     assert_int_equal(fx.stats.topics, 4);
     gw_broker_refresh_all(fx.b);
@@ -434,9 +434,9 @@ static void test_session_closes_during_delivery(void **state)
     struct gw_client *c2 = gw_broker_client_new(fx.b, &s2, "t");
     struct gw_client *c3 = gw_broker_client_new(fx.b, &s3, "t");
     uint64_t id;
-    gw_broker_subscribe(fx.b, c1, "/a", false, &id);
-    gw_broker_subscribe(fx.b, c2, "/a", false, &id);
-    gw_broker_subscribe(fx.b, c3, "/a", false, &id);
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, false, &id);
+    gw_broker_subscribe(fx.b, c2, "/a", NULL, false, &id);
+    gw_broker_subscribe(fx.b, c3, "/a", NULL, false, &id);
     /* Delivering to s1 closes session 2, which was next in line. */
     fx.close_on = &s1;
     fx.close_client = &c2;
@@ -462,11 +462,124 @@ static void test_session_closes_during_delivery(void **state)
     assert_int_equal(fx.stats.topics, 0);
 }
 
+/* The Accept a subscription asked for is part of its group: the same token with
+ * another Accept is another fetch, the same Accept (the default spelt out too) one. */
+static void test_accept_makes_groups(void **state)
+{
+    struct gw_client *c1 = gw_broker_client_new(fx.b, &s1, "alice");
+    struct gw_client *c2 = gw_broker_client_new(fx.b, &s2, "alice");
+    struct gw_client *c3 = gw_broker_client_new(fx.b, &s3, "alice");
+    uint64_t id1, id2, id3;
+    assert_int_equal(gw_broker_subscribe(fx.b, c1, "/a", "text/html", false, &id1), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, c2, "/a", NULL, false, &id2), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, c3, "/a", "*/*", false, &id3), 0);
+    assert_true(id1 == id2 && id2 == id3);
+    assert_int_equal(fx.stats.subscriptions, 3);
+    assert_int_equal(fx.stats.topics, 1);
+    assert_int_equal(fx.stats.groups, 2);
+
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    assert_int_equal(fx.n_sent, 2);
+    size_t jh = strcmp(header(&fx.sent[0], "Accept"), "text/html") == 0 ? 0 : 1;
+    assert_string_equal(header(&fx.sent[jh], "Accept"), "text/html");
+    assert_string_equal(header(&fx.sent[1 - jh], "Accept"), "*/*");
+    for (size_t i = 0; i < 2; i++)
+        assert_string_equal(header(&fx.sent[i], "Authorization"), "Bearer alice");
+
+    reply(jh, "<p>html</p>");
+    assert_int_equal(fx.n_del, 1);
+    assert_ptr_equal(fx.del[0].session, &s1);
+    reply(1 - jh, "any");
+    assert_int_equal(fx.n_del, 3);
+    assert_int_equal(deliveries_to(&s1), 1);
+    assert_ptr_equal(fx.del[1].ev, fx.del[2].ev);   /* s2 and s3 share one event */
+
+    /* A token change keeps the member's Accept. */
+    gw_broker_client_set_token(fx.b, c1, "bob");
+    assert_int_equal(fx.stats.groups, 2);
+    gw_broker_client_set_token(fx.b, c2, "bob");
+    assert_int_equal(fx.stats.groups, 3);
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    assert_int_equal(fx.n_sent, 5);
+    bool saw_bob_html = false;
+    for (size_t i = 2; i < 5; i++)
+        saw_bob_html |= strcmp(header(&fx.sent[i], "Authorization"), "Bearer bob") == 0 &&
+                        strcmp(header(&fx.sent[i], "Accept"), "text/html") == 0;
+    assert_true(saw_bob_html);
+    gw_broker_client_free(fx.b, &c1);
+    gw_broker_client_free(fx.b, &c2);
+    gw_broker_client_free(fx.b, &c3);
+    assert_int_equal(fx.stats.groups, 0);
+    assert_int_equal(fx.stats.subscriptions, 0);
+}
+
+/* One member per (session, topic): a later SUBSCRIBE with another Accept moves it, and
+ * the page it was owed is fetched again with the new Accept. */
+static void test_accept_resubscribe_moves(void **state)
+{
+    struct gw_client *c1 = gw_broker_client_new(fx.b, &s1, "t");
+    struct gw_client *c2 = gw_broker_client_new(fx.b, &s2, "t");
+    uint64_t id, again;
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, false, &id);
+    gw_broker_subscribe(fx.b, c2, "/a", NULL, false, &id);
+    assert_int_equal(fx.stats.groups, 1);
+
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);                /* job 0, in flight */
+    assert_int_equal(fx.n_sent, 1);
+    assert_int_equal(gw_broker_subscribe(fx.b, c1, "/a", "application/json", false, &again),
+                     0);
+    assert_true(again == id);
+    assert_int_equal(fx.stats.groups, 2);
+    assert_int_equal(fx.stats.subscriptions, 2);
+    assert_int_equal(fx.n_sent, 2);                            /* owed page, as JSON */
+    assert_string_equal(header(&fx.sent[1], "Accept"), "application/json");
+    reply(0, "any");
+    assert_int_equal(fx.n_del, 1);
+    assert_ptr_equal(fx.del[0].session, &s2);
+    reply(1, "{}");
+    assert_int_equal(fx.n_del, 2);
+    assert_ptr_equal(fx.del[1].session, &s1);
+    assert_string_equal(fx.del[1].body, "{}");
+
+    /* The same Accept again changes nothing. */
+    gw_broker_subscribe(fx.b, c1, "/a", "application/json", false, &again);
+    assert_int_equal(fx.stats.groups, 2);
+    assert_int_equal(fx.n_sent, 2);
+
+    /* Back to the default, with a snapshot: one group again, the snapshot as any type. */
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, true, &again);
+    assert_int_equal(fx.stats.groups, 1);
+    assert_int_equal(fx.stats.subscriptions, 2);
+    assert_int_equal(fx.n_sent, 3);
+    assert_string_equal(header(&fx.sent[2], "Accept"), "*/*");
+    reply(2, "snap");
+    assert_int_equal(fx.n_del, 3);
+    assert_ptr_equal(fx.del[2].session, &s1);
+    assert_true(fx.del[2].retained);
+
+    /* Moving out of a group whose fetch is in flight, as its last member, cancels it. */
+    gw_broker_unsubscribe(fx.b, c2, id);
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, true, &again);  /* job 3 */
+    assert_int_equal(fx.n_sent, 4);
+    gw_broker_subscribe(fx.b, c1, "/a", "text/plain", false, &again);
+    assert_int_equal(fx.stats.groups, 1);
+    assert_int_equal(fx.n_sent, 5);                            /* the snapshot, again */
+    assert_string_equal(header(&fx.sent[4], "Accept"), "text/plain");
+    reply(3, "stale");
+    assert_int_equal(fx.n_del, 3);
+    reply(4, "plain");
+    assert_int_equal(fx.n_del, 4);
+    assert_true(fx.del[3].retained);
+    assert_string_equal(fx.del[3].body, "plain");
+    gw_broker_client_free(fx.b, &c1);
+    gw_broker_client_free(fx.b, &c2);
+}
+
 static void test_failed_job_delivers_504(void **state)
 {
     struct gw_client *c = gw_broker_client_new(fx.b, &s1, "t");
     uint64_t id;
-    gw_broker_subscribe(fx.b, c, "/a", true, &id);
+    gw_broker_subscribe(fx.b, c, "/a", NULL, true, &id);
     struct wm_msg r = { .type = WM_MSG_RESULT, .instance = 5 };
     r.u.result.id = fx.sent[0].u.job.id;
     r.u.result.status = 504;
@@ -494,6 +607,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subscription_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_closes_during_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_job_delivers_504, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accept_makes_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accept_resubscribe_moves, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

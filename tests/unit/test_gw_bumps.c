@@ -64,8 +64,8 @@ static int setup(void **state)
     gw_pool_on_message(fx.pool, "F", 1, &ready);
     fx.c = gw_broker_client_new(fx.b, &session, "tok");
     uint64_t id;
-    assert_int_equal(gw_broker_subscribe(fx.b, fx.c, "/users/1", false, &id), 0);
-    assert_int_equal(gw_broker_subscribe(fx.b, fx.c, "/posts/1", false, &id), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, fx.c, "/users/1", NULL, false, &id), 0);
+    assert_int_equal(gw_broker_subscribe(fx.b, fx.c, "/posts/1", NULL, false, &id), 0);
     return 0;
 }
 

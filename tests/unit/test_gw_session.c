@@ -325,6 +325,61 @@ static void test_subscribe_event_unsubscribe(void **state)
     assert_int_equal(fx.stats.subscriptions, 0);
 }
 
+/* SUBSCRIBE option _accept (alias accept) sets the Accept header of the fetches; a value
+ * that could not go into a header is refused before it reaches the broker. */
+static void test_subscribe_accept(void **state)
+{
+    struct gw_session *s = joined();
+    char msg[512], want[256], longv[301];
+    const char *bad[][2] = {
+        { "{\"_accept\":\"a\\nb\"}", "accept must be printable ASCII" },
+        { "{\"_accept\":\"a\\u0000b\"}", "accept must be printable ASCII" },
+        { "{\"accept\":\"t\\u00e9xt/html\"}", "accept must be printable ASCII" },
+        { "{\"_accept\":\"\"}", "accept must be 1 to 256 bytes" },
+        { "{\"_accept\":5}", "accept must be a string" },
+        { "{\"_accept\":null}", "accept must be a string" },
+    };
+
+    in(s, "[32,1,{\"_accept\":\"text/html\"},\"/a\"]");
+    out_prefix(s, "[33,1,");
+    in(s, "[32,2,{\"accept\":\"application/json\",\"get_retained\":true},\"/b\"]");
+    out_prefix(s, "[33,2,");
+    assert_int_equal(fx.n_sent, 1);
+    assert_string_equal(fx.sent[0].u.job.url, "http://backend/b");
+    for (size_t i = 0; i < fx.sent[0].u.job.n_headers; i++)
+        if (strcmp(fx.sent[0].u.job.headers[i].name, "Accept") == 0)
+            assert_string_equal(fx.sent[0].u.job.headers[i].value, "application/json");
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    assert_int_equal(fx.n_sent, 2);
+    bool seen = false;
+    for (size_t i = 0; i < fx.sent[1].u.job.n_headers; i++) {
+        if (strcmp(fx.sent[1].u.job.headers[i].name, "Accept") == 0) {
+            assert_string_equal(fx.sent[1].u.job.headers[i].value, "text/html");
+            seen = true;
+        }
+    }
+    assert_true(seen);
+
+    uint64_t refused = fx.stats.subscribe_refused;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(msg, sizeof msg, "[32,%zu,%s,\"/c\"]", 10 + i, bad[i][0]);
+        in(s, msg);
+        snprintf(want, sizeof want, "[8,32,%zu,{},\"wamp.error.invalid_argument\",[\"%s\"]]",
+                 10 + i, bad[i][1]);
+        out(s, want);
+    }
+    memset(longv, 'x', 300);
+    longv[300] = '\0';
+    snprintf(msg, sizeof msg, "[32,20,{\"_accept\":\"%s\"},\"/c\"]", longv);
+    in(s, msg);
+    out(s, "[8,32,20,{},\"wamp.error.invalid_argument\",[\"accept must be 1 to 256 bytes\"]]");
+    assert_int_equal(fx.stats.subscribe_refused, refused + 7);
+    assert_int_equal(fx.stats.subscriptions, 2);
+    assert_int_equal(gw_session_state(s), GW_SESSION_ESTABLISHED);
+    gw_session_free(&s);
+    assert_int_equal(fx.stats.subscriptions, 0);
+}
+
 static void test_calls_and_publish(void **state)
 {
     struct gw_session *s = joined();
@@ -394,6 +449,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_violations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_event_unsubscribe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscribe_accept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls_and_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_and_shutdown, setup, teardown),
     };
