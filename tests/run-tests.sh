@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite: each cmocka unit test binary BUILD/tests/test_*, the end-to-end
 # suite (node --test tests/integration/, real redis-server and daemons), the JS client and
-# the demo in headless Chromium, and the PHP client's PHPUnit tests.
+# the demo in headless Chromium, the PHP client's PHPUnit tests, and the docker-compose
+# deployment (tests/compose/compose-test.sh; WAYMARK_SKIP_COMPOSE=1 skips it locally).
 # Prints each suite's result and ends with one line "N passed, N failed" summing them all.
 # Exit status: 0 only when every suite ran and nothing failed.
 # Usage: tests/run-tests.sh [BUILD]   (BUILD defaults to "build")
@@ -128,6 +129,29 @@ if command -v phpunit >/dev/null && command -v php >/dev/null; then
 else
     record "php client" 0 1 "(could not run: missing php/phpunit, make deps)"
     broken=1
+fi
+
+# ---- the docker-compose deployment (deploy/), built and run in its own dockerd ----
+# Skipped only on request (WAYMARK_SKIP_COMPOSE=1, for quick local loops): CI runs it.
+if [ "${WAYMARK_SKIP_COMPOSE:-0}" = 1 ]; then
+    echo "=== compose: skipped (WAYMARK_SKIP_COMPOSE=1)"
+    summary+=("$(printf '  %-34s skipped (WAYMARK_SKIP_COMPOSE=1)' compose)")
+else
+    echo "=== compose: tests/compose/compose-test.sh"
+    out=$work/compose.out
+    (cd "$ROOT" && timeout --kill-after=30 1800 tests/compose/compose-test.sh) >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n1)
+    note=""
+    if [ -z "$line" ]; then
+        pass=0; fail=1; note="(no summary, exit status $rc)"; broken=1
+    else
+        pass=${line%% passed*}
+        fail=${line#*passed, }; fail=${fail%% failed*}
+        if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; note="(exit status $rc)"; fi
+    fi
+    record compose "$pass" "$fail" "$note"
 fi
 
 echo "=== results"
