@@ -2,7 +2,7 @@
 // pages per viewer token, so the end-to-end tests can check that Waymark fetched each
 // page with the right client's credentials. Control API under /__test/ for the tests.
 //
-// Usage: node server.mjs [PORTFILE] [--port N]
+// Usage: node server.mjs [PORTFILE] [--port N] [--host ADDR]   (host default 127.0.0.1)
 //   Listens on 127.0.0.1, port N (default 0 = a free port chosen by the kernel).
 //   Prints {"port": P} as the first line of stdout; also writes it to PORTFILE if given.
 //
@@ -212,17 +212,19 @@ server.keepAliveTimeout = 30000;
 
 const args = process.argv.slice(2);
 let port = 0;
+let host = '127.0.0.1';
 let portFile = null;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--port') port = Number(args[++i]);
+  else if (args[i] === '--host') host = args[++i];
   else portFile = args[i];
 }
 
 server.on('error', (e) => {
-  process.stderr.write(`backend: cannot listen on 127.0.0.1:${port}: ${e.message}\n`);
+  process.stderr.write(`backend: cannot listen on ${host}:${port}: ${e.message}\n`);
   process.exit(1);
 });
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, host, () => {
   const line = JSON.stringify({ port: server.address().port }) + '\n';
   if (portFile) fs.writeFileSync(portFile, line);
   process.stdout.write(line);
