@@ -15,6 +15,15 @@
 
 #define FT_SHUTDOWN_LINGER_MS 500   /* lets RESULTs queued at the end reach the gateway */
 #define FT_METRICS_RUN_MS     1000  /* wm_metrics_server_run at least this often */
+/* Hard cap on transfers held at once, as a multiple of the configured concurrency
+ * (at least this factor, or the number of gateways when larger: see capacity_cap).
+ * Gateways share the slots, so honest ones together overshoot a little (see
+ * free_slots); the cap leaves room for that, while a broken or hostile peer
+ * sending JOBs regardless of credit cannot make us hold unbounded transfers and
+ * memory. A JOB beyond the cap is dropped without a RESULT: the gateway resends it
+ * after its timeout, and a RESULT we made up (5xx) would reach clients as if the
+ * backend had failed. */
+#define FT_OVERCOMMIT_FACTOR  2
 
 struct ft_engine {
     const struct ft_engine_config *cfg;
@@ -28,6 +37,7 @@ struct ft_engine {
     bool stopping;
     int64_t metrics_run_ms;
     struct ft_stats st;
+    struct wm_ratelimit over_rl;    /* "over capacity" warnings */
 };
 
 /* Free slots: the one number READY announces to every gateway. Gateways share the
@@ -83,6 +93,38 @@ static void refill_credit(struct ft_engine *e, int64_t now)
             ft_link_send_ready(e->links[i], slots);
 }
 
+/* Every gateway is told all the free slots, so n honest gateways can fill n times the
+ * concurrency at worst: the cap is that, and never less than the factor. */
+static size_t capacity_cap(const struct ft_engine *e)
+{
+    size_t factor = e->n_links > FT_OVERCOMMIT_FACTOR ? e->n_links : FT_OVERCOMMIT_FACTOR;
+
+    return (size_t)e->cfg->concurrency * factor;
+}
+
+static bool over_capacity(const struct ft_engine *e)
+{
+    return ft_http_in_flight(e->http) >= capacity_cap(e);
+}
+
+/* A JOB past the hard cap (see FT_OVERCOMMIT_FACTOR): counted, logged rate-limited,
+ * not run and not answered. */
+static void drop_over_capacity(struct ft_engine *e, const struct ft_link *l,
+                               const struct wm_msg *job, int64_t now)
+{
+    uint64_t suppressed = 0;
+    char ep[256];
+
+    e->st.jobs_over_capacity++;
+    if (wm_ratelimit_allow(&e->over_rl, now, WM_RATELIMIT_LOG_MS, &suppressed))
+        wm_warn("gateway sent a job beyond the fetcher's capacity, dropped",
+                "endpoint=%s job=%llu in_flight=%zu cap=%llu suppressed=%llu",
+                wm_log_value(ep, sizeof ep, l->endpoint), (unsigned long long)job->u.job.id,
+                ft_http_in_flight(e->http),
+                (unsigned long long)capacity_cap(e),
+                (unsigned long long)suppressed);
+}
+
 /* Drains one DEALER completely (ZMQ_FD is edge-triggered). Returns 0 when drained,
  * or a negative code when reading stopped early (poll again at once). */
 static int drain_link(struct ft_engine *e, size_t idx, int64_t now)
@@ -99,6 +141,8 @@ static int drain_link(struct ft_engine *e, size_t idx, int64_t now)
         e->st.jobs_received++;
         if (e->stopping)
             e->st.jobs_refused++;   /* the gateway resends it after its timeout */
+        else if (over_capacity(e))
+            drop_over_capacity(e, l, &job, now);
         else
             ft_http_submit(e->http, &job, idx);
         wm_msg_clear(&job);
@@ -216,6 +260,9 @@ static void render(struct wm_buf *out, void *ud)
                       e->st.jobs_received);
     wm_metric_counter(out, "waymark_fetcher_jobs_refused_total",
                       "JOBs received while shutting down (not run)", e->st.jobs_refused);
+    wm_metric_counter(out, "waymark_fetcher_jobs_over_capacity_total",
+                      "JOBs dropped unrun: in flight already at twice the concurrency "
+                      "(a gateway ignoring credit)", e->st.jobs_over_capacity);
     wm_metric_gauge(out, "waymark_fetcher_jobs_in_flight", "fetches running now",
                     (double)ft_http_in_flight(e->http));
     wm_metric_gauge(out, "waymark_fetcher_concurrency", "configured fetch slots",

@@ -468,8 +468,9 @@ describe('robustness: bad input is refused, counted, and harms no one else', { t
 
   // ---- ZeroMQ peers ----
 
-  function runZjunk(args) {
-    const child = spawn(path.join(BUILD, 'tools', 'zjunk'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // stdin: true gives zjunk a pipe (router --flood reads URLs from it).
+  function runZjunk(args, { stdin = false } = {}) {
+    const child = spawn(path.join(BUILD, 'tools', 'zjunk'), args, { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     const lines = [];
     let err = '';
     const ev = new EventEmitter();
@@ -560,6 +561,69 @@ describe('robustness: bad input is refused, counted, and harms no one else', { t
       assert.doesNotMatch(log, /tok-/);
     }
     await assertHealthy('fetcher fed junk');
+  });
+
+  test('a gateway flooding JOBs past its credit: the fetcher runs at most twice its concurrency, drops and counts the rest', T, async (t) => {
+    const CONCURRENCY = 4, CAP = 2 * CONCURRENCY, N = 10 * CONCURRENCY, SLOW_MS = 3000;
+    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const metricsPort = await freePort();
+    const z = runZjunk(['router', endpoint, '--flood', String(N), '--url', `${stack.backendUrl}/slow/zjunk-flood?ms=${SLOW_MS}`,
+      '--hold-ms', '25000'], { stdin: true });
+    const fetcher = spawn(path.join(BUILD, 'waymark-fetcher'), [], {
+      env: {
+        ...stack.env, WAYMARK_FETCH_ENDPOINT: endpoint, WAYMARK_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+        WAYMARK_FETCH_CONCURRENCY: String(CONCURRENCY),
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    fetcher.stderr.on('data', (d) => { log += d; });
+    const fetcherExit = once(fetcher, 'close');
+    const metrics = async () => parseMetricsText(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    const isFlood = (l) => l.id >= 1001 && l.id < 1001 + N;
+    try {
+      await waitFor(() => z.lines[0], 15000, [z.ev], 'zjunk flood summary');
+      assert.equal(z.lines[0].flood, N);
+      // Sample the gauge while the slow jobs run, until the fetcher has read every JOB.
+      let maxInFlight = 0;
+      const m = await poll(async () => {
+        const v = await metrics();
+        maxInFlight = Math.max(maxInFlight, val(v, 'waymark_fetcher_jobs_in_flight'));
+        return val(v, 'waymark_fetcher_jobs_received_total') === N ? v : null;
+      }, 10000, `the fetcher read all ${N} JOBs`);
+      assert.ok(maxInFlight <= CAP, `jobs_in_flight reached ${maxInFlight} > ${CAP}`);
+      const inFlight = val(m, 'waymark_fetcher_jobs_in_flight');
+      const over = val(m, 'waymark_fetcher_jobs_over_capacity_total');
+      assert.equal(inFlight, CAP, `the first ${CAP} slow jobs are in flight`);
+      assert.equal(over, N - CAP, 'every JOB past the cap is counted');
+      // What ran is answered; what was dropped is not (no made-up 5xx).
+      await waitFor(() => z.lines.filter(isFlood).length >= N - over, 2 * SLOW_MS + 10000, [z.ev], `${N - over} flood RESULTs`);
+      const ran = z.lines.filter(isFlood);
+      assert.equal(ran.length, N - over, JSON.stringify(ran));
+      for (const r of ran) assert.equal(r.status, 200, JSON.stringify(r));
+      // After the flood a normal job still runs.
+      z.child.stdin.write(`${stack.backendUrl}/pages/zjunk-after-flood\n`);
+      const after = await waitFor(() => z.lines.find((l) => l.id === 2001), 10000, [z.ev], 'the RESULT of the job after the flood');
+      assert.equal(after.status, 200, JSON.stringify(after));
+      z.child.stdin.end();
+      const { code, err } = await z.exited;
+      assert.equal(code, 0, err);
+      assert.equal(z.lines.filter(isFlood).length, N - over, 'dropped JOBs never get a RESULT');
+      const end = await metrics();
+      assert.equal(val(end, 'waymark_fetcher_jobs_over_capacity_total'), N - CAP);
+      assert.equal(val(end, 'waymark_fetcher_jobs_in_flight'), 0);
+      assert.equal(fetcher.exitCode, null, 'the fetcher is still running');
+      assert.match(log, /beyond the fetcher's capacity/, 'the drop is logged');
+      assert.equal(log.match(/beyond the fetcher's capacity/g).length, 1, 'the warning is rate-limited');
+      t.diagnostic(`flood of ${N}: ${ran.length} ran, ${over} dropped, max in flight ${maxInFlight}`);
+    } finally {
+      z.child.kill('SIGTERM');
+      fetcher.kill('SIGTERM');
+      const [code] = await fetcherExit;
+      assert.equal(code, 0, `fetcher exit on SIGTERM:\n${log.split('\n').slice(-20).join('\n')}`);
+      assert.doesNotMatch(log, /AddressSanitizer|LeakSanitizer|runtime error:/);
+    }
+    await assertHealthy('fetcher flooded by a gateway');
   });
 
   // ---- bad bumps through Redis ----

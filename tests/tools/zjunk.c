@@ -3,12 +3,17 @@
  * knows when the gateway has subscribed) as a broken dispatcher would; "router" binds a
  * ROUTER as a broken gateway would and, once a fetcher said READY, sends it junk and JOBs
  * for URLs outside the backend origin (--origin). All send junk frames and well-formed
- * messages with absurd or out-of-place content.
- * Usage: zjunk fetch|pub|router ENDPOINT [--hold-ms N] [--origin URL]
+ * messages with absurd or out-of-place content. "router --flood N --url URL" sends no
+ * junk but N JOBs (ids 1001..) for URL at once, ignoring the fetcher's credit, as a
+ * hostile gateway would.
+ * Usage: zjunk fetch|pub|router ENDPOINT [--hold-ms N] [--origin URL] [--flood N --url URL]
  * Prints a JSON line {"mode", "sent", "bad"} once the junk is sent (frames sent, how many
  * of them the peer must count as bad messages); then with --hold-ms, fetch: {"jobs"}
  * (JOBs received while holding the socket open without answering); router: one line
- * {"id", "status", "error"} per RESULT, then {"results"}. Exit 0, 1 on a ZeroMQ error,
+ * {"id", "status", "error"} per RESULT, then {"results"}. With --flood: {"mode", "flood"}
+ * once the JOBs are sent, then one line per RESULT while each line read from stdin is a
+ * URL to send one more JOB for (ids 2001..), until stdin ends or --hold-ms (default
+ * 30 s) passes; then {"results"}. Exit 0, 1 on a ZeroMQ error,
  * 2 on usage, 3 when no peer showed up within 10 s (pub, router). */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -28,6 +34,10 @@
 #define SUBSCRIBER_WAIT_MS 10000
 #define LINGER_MS 2000          /* let queued junk reach the peer before closing */
 #define RANDOM_FRAMES 20
+#define FLOOD_FIRST_ID 1001
+#define STDIN_FIRST_ID 2001
+#define FLOOD_HOLD_MS 30000     /* --flood without --hold-ms */
+#define FLOOD_JOB_TIMEOUT_MS 30000
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
@@ -343,6 +353,112 @@ static unsigned collect_results(struct junk *j, long ms)
     return results;
 }
 
+static int send_job(struct junk *j, uint64_t id, const char *url)
+{
+    struct wm_header h = {"X-Waymark", "1"};
+    struct wm_msg m;
+
+    memset(&m, 0, sizeof m);
+    m.instance = j->instance;
+    m.type = WM_MSG_JOB;
+    m.u.job.id = id;
+    m.u.job.url = (char *)url;
+    m.u.job.headers = &h;
+    m.u.job.n_headers = 1;
+    m.u.job.timeout_ms = FLOOD_JOB_TIMEOUT_MS;
+    m.u.job.max_body = 100000;
+    return send_msg(j, &m, false);
+}
+
+/* As a gateway that ignores credit: n JOBs for url at once. */
+static int router_flood(struct junk *j, unsigned n, const char *url)
+{
+    struct wm_msg m;
+    int rc;
+
+    memset(&m, 0, sizeof m);
+    m.instance = j->instance;
+    m.type = WM_MSG_HEARTBEAT;     /* so the fetcher knows this "gateway" */
+    rc = send_msg(j, &m, false);
+    for (unsigned i = 0; i < n && rc == 0; i++)
+        rc = send_job(j, FLOOD_FIRST_ID + i, url);
+    return rc;
+}
+
+/* Reads what stdin has (it is readable): sends one JOB per complete line. Returns 1 at
+ * end of input, 0 otherwise, -1 on a send error. */
+static int stdin_jobs(struct junk *j, char *line, size_t cap, size_t *len, uint64_t *next_id)
+{
+    ssize_t got = read(STDIN_FILENO, line + *len, cap - 1 - *len);
+    char *nl;
+
+    if (got <= 0)
+        return got == 0 || errno != EINTR ? 1 : 0;
+    *len += (size_t)got;
+    line[*len] = '\0';
+    while ((nl = strchr(line, '\n'))) {
+        *nl = '\0';
+        if (nl > line && send_job(j, (*next_id)++, line) != 0)
+            return -1;
+        *len -= (size_t)(nl + 1 - line);
+        memmove(line, nl + 1, *len + 1);
+    }
+    if (*len == cap - 1)
+        *len = 0;                  /* an absurd line: forget it */
+    return 0;
+}
+
+/* After a flood: prints RESULTs (heartbeating so the fetcher keeps the link) and sends
+ * a JOB per stdin line until stdin ends or ms pass. Returns the number of RESULTs. */
+static unsigned flood_results(struct junk *j, long ms)
+{
+    int64_t deadline = wm_now_ms() + ms, next_hb = 0;
+    uint64_t next_id = STDIN_FIRST_ID;
+    unsigned results = 0;
+    char line[1024];
+    size_t len = 0;
+    bool input = true;
+
+    while (!stop_flag && input) {
+        int64_t now = wm_now_ms(), left = deadline - now;
+        zmq_pollitem_t it[2] = {{.socket = j->sock, .events = ZMQ_POLLIN},
+                                {.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
+        struct wm_zframes f;
+        if (left <= 0)
+            break;
+        if (now >= next_hb) {
+            struct wm_msg hb = {.type = WM_MSG_HEARTBEAT, .instance = j->instance};
+            send_msg(j, &hb, false);
+            next_hb = now + 1000;
+        }
+        if (zmq_poll(it, 2, (long)(left < 1000 ? left : 1000)) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            break;
+        }
+        if (it[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR) &&
+            stdin_jobs(j, line, sizeof line, &len, &next_id) != 0)
+            input = false;
+        while (wm_zmq_recv(j->sock, &f) == 0) {
+            struct wm_msg m;
+            const char *why = NULL;
+            if (f.n == 2 && wm_msg_decode(wm_zframe_data(&f, 1), wm_zframe_size(&f, 1), &m,
+                                          &why) == 0) {
+                if (m.type == WM_MSG_RESULT) {
+                    results++;
+                    printf("{\"id\":%" PRIu64 ",\"status\":%d,\"error\":\"%s\"}\n",
+                           m.u.result.id, m.u.result.status,
+                           m.u.result.error ? m.u.result.error : "");
+                    fflush(stdout);
+                }
+                wm_msg_clear(&m);
+            }
+            wm_zframes_close(&f);
+        }
+    }
+    return results;
+}
+
 /* Waits for the first subscription message on the XPUB (the gateway's SUB joined). */
 static int wait_subscriber(struct junk *j)
 {
@@ -401,15 +517,18 @@ static unsigned hold(struct junk *j, long ms)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: zjunk fetch|pub|router ENDPOINT [--hold-ms N] [--origin URL]\n"
+               "       zjunk router ENDPOINT --flood N --url URL [--hold-ms N]\n"
                "fetch: a DEALER that sends junk to a gateway's fetch endpoint;\n"
                "pub: binds an XPUB and sends junk bumps once a subscriber joined;\n"
-               "router: binds a ROUTER and sends junk and JOBs to the first fetcher.\n");
+               "router: binds a ROUTER and sends junk and JOBs to the first fetcher;\n"
+               "router --flood: sends N JOBs for URL at once, then one JOB per stdin line.\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *mode = NULL, *endpoint = NULL, *origin = "http://127.0.0.1:8080";
-    long hold_ms = 0;
+    const char *flood_url = NULL;
+    long hold_ms = 0, flood = 0;
     void *ctx = NULL;
     struct junk j = {.rng = 2463534242u};
     unsigned jobs = 0;
@@ -421,6 +540,10 @@ int main(int argc, char **argv)
             hold_ms = strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--origin") == 0 && i + 1 < argc) {
             origin = argv[++i];
+        } else if (strcmp(argv[i], "--flood") == 0 && i + 1 < argc) {
+            flood = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) {
+            flood_url = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -440,6 +563,10 @@ int main(int argc, char **argv)
     }
     pub = strcmp(mode, "pub") == 0;
     router = strcmp(mode, "router") == 0;
+    if ((flood || flood_url) && (!router || flood <= 0 || flood > 100000 || !flood_url)) {
+        usage(stderr);
+        return 2;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -469,6 +596,16 @@ int main(int argc, char **argv)
             status = 3;
             goto out;
         }
+    }
+    if (flood) {
+        if (router_flood(&j, (unsigned)flood, flood_url) < 0)
+            goto out;
+        printf("{\"mode\":\"%s\",\"flood\":%ld}\n", mode, flood);
+        fflush(stdout);
+        printf("{\"results\":%u}\n", flood_results(&j, hold_ms > 0 ? hold_ms : FLOOD_HOLD_MS));
+        fflush(stdout);
+        status = 0;
+        goto out;
     }
     if ((pub ? pub_junk(&j) : router ? router_junk(&j, origin) : fetch_junk(&j)) < 0)
         goto out;
