@@ -3,12 +3,12 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "dp_engine.h"
 #include "wm_config.h"
 #include "wm_log.h"
 #include "wm_path.h"
+#include "wm_signal.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -67,13 +67,7 @@ int main(int argc, char **argv)
     }
     wm_log_init("dispatcher", level);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    wm_signal_on_stop(on_signal, NULL);
 
     const struct dp_engine_config cfg = {
         .redis = &redis,

@@ -3,11 +3,11 @@
 #include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "ft_engine.h"
 #include "wm_config.h"
 #include "wm_log.h"
+#include "wm_signal.h"
 
 #define FT_DRAIN_MS 2000   /* shutdown grace for in-flight fetches */
 
@@ -62,13 +62,7 @@ int main(int argc, char **argv)
     }
     wm_log_init("fetcher", level);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    wm_signal_on_stop(on_signal, NULL);
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "%s: curl_global_init failed\n", prog);

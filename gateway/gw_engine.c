@@ -23,6 +23,7 @@
 #include "wm_metrics.h"
 #include "wm_msg.h"
 #include "wm_proto.h"
+#include "wm_signal.h"
 #include "wm_time.h"
 #include "wm_zmq.h"
 
@@ -385,16 +386,11 @@ void gw_engine_stop(struct gw_engine *e)
 int gw_engine_run(struct gw_engine *e)
 {
     struct lws_context *ctx = gw_server_context(e->server);
-    struct sigaction sa, old_int, old_term;
+    struct wm_signal_saved saved;
     int64_t deadline;
 
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
     signal_engine = e;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    signal(SIGPIPE, SIG_IGN);
+    wm_signal_on_stop(on_signal, &saved);
 
     while (!e->stop)
         if (lws_service(ctx, 0) < 0)
@@ -408,8 +404,7 @@ int gw_engine_run(struct gw_engine *e)
         if (lws_service(ctx, 0) < 0)
             break;
 
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    wm_signal_restore(&saved);
     signal_engine = NULL;
     return 0;
 }
