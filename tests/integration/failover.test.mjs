@@ -2,26 +2,9 @@
 // dispatcher restarted, a backend that refuses connections. Each test has its own stack.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bodyJson, findTokens, freePort, poll, shutdownProblems, startStack } from './harness.mjs';
+import { bodyJson, freePort, poll, withStack } from './harness.mjs';
 
 const T = { timeout: 90000 };
-
-// Runs fn with a fresh stack and always tears it down; then checks that every daemon
-// stopped cleanly and that no log carries a token.
-async function withStack(opts, fn) {
-  const stack = await startStack(opts);
-  let ok = false;
-  try {
-    await fn(stack);
-    ok = true;
-  } finally {
-    const stopped = await stack.stop();
-    if (ok) {
-      assert.deepEqual(shutdownProblems(stopped), []);
-      assert.deepEqual(findTokens(stopped.logs), []);
-    }
-  }
-}
 
 describe('failover', { timeout: 300000 }, () => {
   test('kill -9 of a fetcher with slow jobs in flight still delivers every page', T, () => withStack({}, async (stack) => {

@@ -567,6 +567,25 @@ export async function startStack(opts) {
   return new Stack(opts).start();
 }
 
+// Runs fn with a stack of its own and always tears it down; when fn passed, every
+// daemon must have stopped cleanly and no log may carry a token.
+export async function withStack(opts, fn) {
+  const stack = await startStack(opts);
+  let ok = false;
+  try {
+    await fn(stack);
+    ok = true;
+  } finally {
+    const stopped = await stack.stop();
+    if (ok) {
+      const problems = shutdownProblems(stopped);
+      if (problems.length) throw new Error(`unclean shutdown: ${JSON.stringify(problems)}`);
+      const tokens = findTokens(stopped.logs);
+      if (tokens.length) throw new Error(`tokens in logs: ${JSON.stringify(tokens)}`);
+    }
+  }
+}
+
 // Prometheus text -> Map(name{labels} -> number).
 export function parseMetrics(text) {
   const m = new Map();

@@ -3,24 +3,9 @@
 // cookie credentials with anonymous sessions allowed.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bodyJson, findTokens, shutdownProblems, startStack } from './harness.mjs';
+import { bodyJson, withStack } from './harness.mjs';
 
 const T = { timeout: 60000 };
-
-async function withStack(opts, fn) {
-  const stack = await startStack(opts);
-  let ok = false;
-  try {
-    await fn(stack);
-    ok = true;
-  } finally {
-    const stopped = await stack.stop();
-    if (ok) {
-      assert.deepEqual(shutdownProblems(stopped), []);
-      assert.deepEqual(findTokens(stopped.logs), []);
-    }
-  }
-}
 
 describe('topology and settings', { timeout: 180000 }, () => {
   test('two gateways share one dispatcher and one fetcher pool', T, () => withStack({ gateways: 2, fetchers: 2 }, async (stack) => {
