@@ -24,7 +24,22 @@ export const BUILD = path.resolve(ROOT, process.env.WAYMARK_BUILD || 'build');
 const BACKEND = path.join(ROOT, 'tests', 'backend', 'server.mjs');
 export const REALM = 'waymark';
 export const CHANNEL = 'waymark';
-const STOP_GRACE_MS = 5000;
+
+// Optional command the C daemons (never redis or the backend) run under, e.g. for
+// `make valgrind`: WAYMARK_DAEMON_WRAPPER="valgrind -q --error-exitcode=99
+// --log-file={dir}/{name}.%p.valgrind.log". Words split on whitespace (no shell quoting);
+// {dir} becomes the stack's temp dir and {name} the process name, so each daemon writes
+// its own log, which shutdownProblems() reports when it is not empty.
+const WRAPPER = (process.env.WAYMARK_DAEMON_WRAPPER || '').split(/\s+/).filter(Boolean);
+// Multiplier for the harness's own deadlines (readiness, stop grace, default waits):
+// a daemon under valgrind starts and answers 10-30x slower. Default 1, or 5 with a wrapper.
+export const TIMEOUT_SCALE = process.env.WAYMARK_TIMEOUT_SCALE
+  ? Number(process.env.WAYMARK_TIMEOUT_SCALE) : (WRAPPER.length ? 5 : 1);
+if (!(TIMEOUT_SCALE > 0)) throw new Error(`bad WAYMARK_TIMEOUT_SCALE ${process.env.WAYMARK_TIMEOUT_SCALE}`);
+export function scaled(ms) {
+  return Math.round(ms * TIMEOUT_SCALE);
+}
+const STOP_GRACE_MS = scaled(5000);
 
 // Every child and temp dir of every stack, so that a test file that crashes or is stopped
 // by the test runner (SIGTERM on its timeout) still leaves nothing behind.
@@ -67,7 +82,7 @@ export async function freePort() {
 
 // Resolves when predicate() is truthy, re-checking whenever one of the emitters emits
 // 'change'. Rejects after timeoutMs with the label, so a failing test says what it awaited.
-export function waitFor(predicate, timeoutMs = 5000, emitters = [], label = 'condition') {
+export function waitFor(predicate, timeoutMs = scaled(5000), emitters = [], label = 'condition') {
   return new Promise((resolve, reject) => {
     let timer = null;
     const check = () => {
@@ -116,7 +131,7 @@ export async function poll(probe, timeoutMs, label, intervalMs = 50) {
   }
 }
 
-async function httpGet(url, timeoutMs = 2000) {
+async function httpGet(url, timeoutMs = scaled(2000)) {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   return { status: res.status, text: await res.text(), headers: res.headers };
 }
@@ -143,9 +158,10 @@ function tcpAccepts(port) {
 }
 
 // A child process whose stdout and stderr go to DIR/NAME.log (appended across restarts).
+// wrap: a Waymark daemon, started under WAYMARK_DAEMON_WRAPPER when that is set.
 class Proc {
-  constructor(stack, name, cmd, args, env) {
-    Object.assign(this, { stack, name, cmd, args, env });
+  constructor(stack, name, cmd, args, env, wrap = false) {
+    Object.assign(this, { stack, name, cmd, args, env, wrap });
     this.logFile = path.join(stack.dir, `${name}.log`);
     this.child = null;
     this.exited = null;
@@ -154,7 +170,12 @@ class Proc {
   start() {
     if (this.child) throw new Error(`${this.name} already running`);
     const fd = fs.openSync(this.logFile, 'a');
-    const child = spawn(this.cmd, this.args, {
+    let [cmd, args] = [this.cmd, this.args];
+    if (this.wrap && WRAPPER.length) {
+      const subst = (w) => w.replaceAll('{dir}', this.stack.dir).replaceAll('{name}', this.name);
+      [cmd, args] = [WRAPPER[0], [...WRAPPER.slice(1).map(subst), this.cmd, ...this.args]];
+    }
+    const child = spawn(cmd, args, {
       cwd: this.stack.dir,
       env: this.env,
       stdio: ['ignore', this.name === 'backend' ? 'pipe' : fd, fd],
@@ -271,7 +292,7 @@ export class Stack {
     };
     this.env = base;
     this.#add('dispatcher', path.join(BUILD, 'waymark-dispatcher'), [],
-      { ...base, WAYMARK_METRICS_LISTEN: `127.0.0.1:${ports.mDispatcher}` });
+      { ...base, WAYMARK_METRICS_LISTEN: `127.0.0.1:${ports.mDispatcher}` }, true);
     this.metricsPorts = { dispatcher: ports.mDispatcher, gateway: ports.mGateway };
     // Gateway "gateway" uses ports.ws/fetch/mGateway; "gateway2", ... get their own.
     this.gatewayPorts = { gateway: { ws: ports.ws, fetch: ports.fetch } };
@@ -285,14 +306,14 @@ export class Stack {
         WAYMARK_LISTEN: `127.0.0.1:${gp.ws}`,
         WAYMARK_FETCH_ENDPOINT: `tcp://127.0.0.1:${gp.fetch}`,
         WAYMARK_METRICS_LISTEN: `127.0.0.1:${this.metricsPorts[name]}`,
-      });
+      }, true);
     }
     const fetchEndpoints = Object.values(this.gatewayPorts).map((gp) => `tcp://127.0.0.1:${gp.fetch}`).join(',');
     for (let i = 1; i <= this.opts.fetchers; i++) {
       const mp = await freePort();
       this.metricsPorts[`fetcher${i}`] = mp;
       this.#add(`fetcher${i}`, path.join(BUILD, 'waymark-fetcher'), [],
-        { ...base, WAYMARK_FETCH_ENDPOINT: fetchEndpoints, WAYMARK_METRICS_LISTEN: `127.0.0.1:${mp}` });
+        { ...base, WAYMARK_FETCH_ENDPOINT: fetchEndpoints, WAYMARK_METRICS_LISTEN: `127.0.0.1:${mp}` }, true);
     }
     await Promise.all(['dispatcher', ...this.gatewayNames, ...this.fetcherNames].map((n) => this.startProc(n)));
     await this.waitHealthy();
@@ -311,8 +332,8 @@ export class Stack {
 
   wsUrlOf(gateway = 'gateway') { return `ws://127.0.0.1:${this.gatewayPorts[gateway].ws}/`; }
 
-  #add(name, cmd, args, env) {
-    this.procs.set(name, new Proc(this, name, cmd, args, env));
+  #add(name, cmd, args, env, wrap = false) {
+    this.procs.set(name, new Proc(this, name, cmd, args, env, wrap));
   }
 
   proc(name) {
@@ -322,7 +343,7 @@ export class Stack {
   }
 
   // Starts (or restarts) one process and waits until it is ready.
-  async startProc(name, timeoutMs = 10000) {
+  async startProc(name, timeoutMs = scaled(10000)) {
     const p = this.proc(name);
     const child = p.start();
     const died = p.exited.then((st) => {
@@ -364,7 +385,7 @@ export class Stack {
   }
 
   // Every daemon's /healthz answers 200 (links up) within the deadline.
-  async waitHealthy(timeoutMs = 15000) {
+  async waitHealthy(timeoutMs = scaled(15000)) {
     const names = ['dispatcher', ...this.gatewayNames, ...this.fetcherNames].filter((n) => this.proc(n).running);
     await Promise.all(names.map((n) => poll(async () => {
       const r = await httpGet(this.metricsUrl(n, '/healthz'));
@@ -375,7 +396,7 @@ export class Stack {
 
   // End-to-end readiness: a bump reaches a subscribed session. ZeroMQ PUB/SUB drops what
   // is published before the subscription propagates, so re-bump until one arrives.
-  async waitPipeline(timeoutMs = 15000) {
+  async waitPipeline(timeoutMs = scaled(15000)) {
     for (const g of this.gatewayNames) await this.#waitPipelineOf(g, timeoutMs);
   }
 
@@ -386,7 +407,7 @@ export class Stack {
       await poll(async () => {
         await this.publish('/pages/__ready');
         try {
-          await sub.waitEvent(() => true, 250);
+          await sub.waitEvent(() => true, scaled(250));
           return true;
         } catch {
           return false;
@@ -419,7 +440,7 @@ export class Stack {
   // Bump with the project's CLI: waymark-bump PATH.
   bumpCli(topic, args = []) {
     const r = spawnSync(path.join(BUILD, 'waymark-bump'), [...args, topic], {
-      env: this.env, encoding: 'utf8', timeout: 10000,
+      env: this.env, encoding: 'utf8', timeout: scaled(10000),
     });
     if (r.status !== 0) throw new Error(`waymark-bump ${topic} failed (${r.status}): ${r.stderr}`);
     return r;
@@ -515,7 +536,7 @@ export class Stack {
   }
 
   // Resolves once the backend has seen count requests for path p (it answers when they arrive).
-  async waitRequests(p, count, timeoutMs = 10000) {
+  async waitRequests(p, count, timeoutMs = scaled(10000)) {
     const r = await this.backend('GET',
       `wait?path=${encodeURIComponent(p)}&count=${count}&timeout_ms=${timeoutMs}`);
     if (r.status !== 200) {
@@ -638,7 +659,7 @@ export function serializerFor(name) {
 // Connects and joins. Resolves with a session wrapper; rejects with an Error whose
 // .reason / .details carry what the router said (e.g. ABORT wamp.error.no_such_realm).
 export function connectAutobahn(url, { token = 'tok-alice', serializer = 'json', realm = REALM,
-  authmethods = ['ticket'], authid, timeoutMs = 5000 } = {}) {
+  authmethods = ['ticket'], authid, timeoutMs = scaled(5000) } = {}) {
   return new Promise((resolve, reject) => {
     const conn = new autobahn.Connection({
       url,
@@ -749,7 +770,7 @@ class Session extends EventEmitter {
   }
 
   // GOODBYE and wait for the transport to close (bounded).
-  async close(timeoutMs = 3000) {
+  async close(timeoutMs = scaled(3000)) {
     if (this.closeInfo) return this.closeInfo;
     try {
       this.conn.close();
@@ -774,7 +795,7 @@ class Subscription {
   get id() { return this.sub && this.sub.id; }
 
   // Resolves with the first event (counting from index `from`) matching pred.
-  waitEvent(pred = () => true, timeoutMs = 10000, from = 0) {
+  waitEvent(pred = () => true, timeoutMs = scaled(10000), from = 0) {
     return waitFor(() => this.events.slice(from).find((e) => pred(e)), timeoutMs, [this.session],
       `an event on ${this.topic}`);
   }
@@ -803,7 +824,9 @@ export function bodyJson(kwargs) {
 }
 
 // Problems found after a stack's stop(): a daemon that did not exit 0 on SIGTERM (crash,
-// sanitizer report, or still running after the grace period), or a sanitizer report in a log.
+// sanitizer or valgrind report, or still running after the grace period), a sanitizer
+// report in a log, or a non-empty valgrind log (WAYMARK_DAEMON_WRAPPER; given whole, up
+// to 60 lines, since the stack's temp dir is gone by the time anyone reads the failure).
 export function shutdownProblems({ logs, results }) {
   const problems = [];
   for (const [name, st] of Object.entries(results)) {
@@ -811,6 +834,10 @@ export function shutdownProblems({ logs, results }) {
     if (st.code !== 0) problems.push(`${name} exited ${JSON.stringify(st)} on SIGTERM`);
   }
   for (const [file, text] of Object.entries(logs)) {
+    if (file.endsWith('.valgrind.log')) {
+      if (text.trim()) problems.push(`${file}:\n${text.trimEnd().split('\n').slice(0, 60).join('\n')}`);
+      continue;
+    }
     for (const line of text.split('\n')) {
       if (/AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:/.test(line)) {
         problems.push(`${file}: ${line.slice(0, 200)}`);
