@@ -313,6 +313,31 @@ static int wait_fetcher(struct junk *j)
     return -EINTR;
 }
 
+/* Reads every waiting message and prints each RESULT as one JSON line; returns how many. */
+static int print_results(struct junk *j)
+{
+    struct wm_zframes f;
+    int results = 0;
+
+    while (wm_zmq_recv(j->sock, &f) == 0) {
+        struct wm_msg m;
+        const char *why = NULL;
+        if (f.n == 2 && wm_msg_decode(wm_zframe_data(&f, 1), wm_zframe_size(&f, 1), &m,
+                                      &why) == 0) {
+            if (m.type == WM_MSG_RESULT) {
+                results++;
+                printf("{\"id\":%" PRIu64 ",\"status\":%d,\"error\":\"%s\"}\n",
+                       m.u.result.id, m.u.result.status,
+                       m.u.result.error ? m.u.result.error : "");
+                fflush(stdout);
+            }
+            wm_msg_clear(&m);
+        }
+        wm_zframes_close(&f);
+    }
+    return results;
+}
+
 /* Collects RESULTs (heartbeating so the fetcher keeps the link) until every JOB is
  * answered or ms pass; prints one line per RESULT. Returns how many came. */
 static unsigned collect_results(struct junk *j, long ms)
@@ -323,7 +348,6 @@ static unsigned collect_results(struct junk *j, long ms)
     while (!stop_flag && results < N_ROUTER_JOBS) {
         int64_t now = wm_now_ms(), left = deadline - now;
         zmq_pollitem_t it = {.socket = j->sock, .events = ZMQ_POLLIN};
-        struct wm_zframes f;
         if (left <= 0)
             break;
         if (now >= next_hb) {
@@ -333,22 +357,7 @@ static unsigned collect_results(struct junk *j, long ms)
         }
         if (zmq_poll(&it, 1, (long)(left < 1000 ? left : 1000)) < 0 && zmq_errno() != EINTR)
             break;
-        while (wm_zmq_recv(j->sock, &f) == 0) {
-            struct wm_msg m;
-            const char *why = NULL;
-            if (f.n == 2 && wm_msg_decode(wm_zframe_data(&f, 1), wm_zframe_size(&f, 1), &m,
-                                          &why) == 0) {
-                if (m.type == WM_MSG_RESULT) {
-                    results++;
-                    printf("{\"id\":%" PRIu64 ",\"status\":%d,\"error\":\"%s\"}\n",
-                           m.u.result.id, m.u.result.status,
-                           m.u.result.error ? m.u.result.error : "");
-                    fflush(stdout);
-                }
-                wm_msg_clear(&m);
-            }
-            wm_zframes_close(&f);
-        }
+        results += print_results(j);
     }
     return results;
 }
@@ -423,7 +432,6 @@ static unsigned flood_results(struct junk *j, long ms)
         int64_t now = wm_now_ms(), left = deadline - now;
         zmq_pollitem_t it[2] = {{.socket = j->sock, .events = ZMQ_POLLIN},
                                 {.fd = STDIN_FILENO, .events = ZMQ_POLLIN}};
-        struct wm_zframes f;
         if (left <= 0)
             break;
         if (now >= next_hb) {
@@ -439,22 +447,7 @@ static unsigned flood_results(struct junk *j, long ms)
         if (it[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR) &&
             stdin_jobs(j, line, sizeof line, &len, &next_id) != 0)
             input = false;
-        while (wm_zmq_recv(j->sock, &f) == 0) {
-            struct wm_msg m;
-            const char *why = NULL;
-            if (f.n == 2 && wm_msg_decode(wm_zframe_data(&f, 1), wm_zframe_size(&f, 1), &m,
-                                          &why) == 0) {
-                if (m.type == WM_MSG_RESULT) {
-                    results++;
-                    printf("{\"id\":%" PRIu64 ",\"status\":%d,\"error\":\"%s\"}\n",
-                           m.u.result.id, m.u.result.status,
-                           m.u.result.error ? m.u.result.error : "");
-                    fflush(stdout);
-                }
-                wm_msg_clear(&m);
-            }
-            wm_zframes_close(&f);
-        }
+        results += print_results(j);
     }
     return results;
 }
