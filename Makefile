@@ -1,7 +1,7 @@
 # Waymark: one non-recursive Makefile. Everything but each main.c goes into a static
 # library, so the unit tests link exactly the objects the daemons run.
 
-PKGS      := libzmq hiredis libcurl libwebsockets msgpack jansson libmicrohttpd
+PKGS      := libzmq hiredis libcurl libwebsockets libuv msgpack jansson libmicrohttpd
 BUILD     ?= build
 CC        ?= cc
 OPT       ?= -O2 -g

@@ -1,6 +1,7 @@
-/* gw_engine: wires the gateway's modules into lws's own poll loop. ZeroMQ sockets are
- * polled through dup(ZMQ_FD) adopted as raw file descriptors; ZMQ_FD is edge-triggered,
- * so every wakeup drains fully and every send schedules another drain (LIBRARIES.md). */
+/* gw_engine: wires the gateway's modules into one libuv loop, which lws also runs on
+ * (its evlib plugin, foreign-loop mode). ZeroMQ sockets are watched through ZMQ_FD with
+ * uv_poll; ZMQ_FD is edge-triggered, so every wakeup drains fully and every send
+ * schedules another drain (docs/libraries.md). */
 #include "gw_engine.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <uv.h>
 #include <zmq.h>
 
 #include "gw_broker.h"
@@ -23,54 +25,47 @@
 #include "wm_metrics.h"
 #include "wm_msg.h"
 #include "wm_proto.h"
-#include "wm_signal.h"
 #include "wm_time.h"
 #include "wm_zmq.h"
 
-#define GW_TICK_MS        100    /* safety-net drain, pool and liveness timers */
+#define GW_TICK_MS        100    /* safety-net drain, pool, deadlines, stop flag */
 #define GW_DRAIN_BUDGET   4096   /* messages per socket per pass, then let lws run */
 #define GW_JOB_ATTEMPTS   3
-#define GW_RAW_PROTOCOL   "waymark-raw-fd"
-
-enum fd_kind { FD_SUB, FD_ROUTER, FD_METRICS };
-
-/* Opaque user data of each adopted descriptor. */
-struct engine_fd {
-    struct gw_engine *e;
-    enum fd_kind kind;
-};
 
 struct gw_engine {
     struct gw_engine_config cfg;
     struct gw_stats stats;
     uint64_t instance;
+    uv_loop_t loop;
+    bool loop_ready;
+    uv_poll_t poll_sub, poll_router, poll_metrics;
+    uv_timer_t tick, drain_soon;
+    bool polls_ready, metrics_ready, timers_ready;
     void *zctx, *sub, *router;
     struct gw_pool *pool;
     struct gw_broker *broker;
     struct gw_bumps *bumps;
     struct gw_server *server;
     struct wm_metrics_server *metrics;
-    struct engine_fd fd_sub, fd_router, fd_metrics;
-    lws_sorted_usec_list_t sul_tick, sul_drain;   /* first members: see container_of */
     bool drain_scheduled, draining;
     int64_t last_second_ms;
     struct wm_buf sendbuf;
     struct wm_ratelimit rl_bad, rl_send;
-    volatile sig_atomic_t stop;
+    const volatile sig_atomic_t *stop;   /* borrowed from gw_engine_run's caller */
+    bool stopping;
+    int64_t stop_deadline_ms;
 };
 
-static struct gw_engine *signal_engine;   /* the one engine the signal handler stops */
+static void drain_soon_cb(uv_timer_t *t);
 
-static void drain_cb(lws_sorted_usec_list_t *sul);
-
+/* Drain again on the next loop iteration (a zero timer makes libuv poll without
+ * waiting), after whatever handler is running has returned. */
 static void schedule_drain(struct gw_engine *e)
 {
-    struct lws_context *ctx = e->server ? gw_server_context(e->server) : NULL;
-
-    if (e->drain_scheduled || !ctx)
+    if (e->drain_scheduled || !e->timers_ready)
         return;
     e->drain_scheduled = true;
-    lws_sul_schedule(ctx, 0, &e->sul_drain, drain_cb, 1);
+    uv_timer_start(&e->drain_soon, drain_soon_cb, 0, 0);
 }
 
 static void bad_message(struct gw_engine *e, const char *from, const char *why)
@@ -120,8 +115,9 @@ static void on_router_message(struct gw_engine *e, struct wm_zframes *f)
 }
 
 /* Returns true when the budget ran out before the socket was empty. */
-static bool drain_socket(struct gw_engine *e, void *sock, enum fd_kind kind)
+static bool drain_socket(struct gw_engine *e, void *sock, bool is_sub)
 {
+    const char *peer = is_sub ? "dispatcher" : "fetcher";
     struct wm_zframes f;
     int rc;
 
@@ -130,14 +126,14 @@ static bool drain_socket(struct gw_engine *e, void *sock, enum fd_kind kind)
         if (rc == -EAGAIN)
             return false;
         if (rc == -EMSGSIZE) {
-            bad_message(e, kind == FD_SUB ? "dispatcher" : "fetcher", "too many parts");
+            bad_message(e, peer, "too many parts");
             continue;
         }
         if (rc < 0) {
-            bad_message(e, kind == FD_SUB ? "dispatcher" : "fetcher", zmq_strerror(-rc));
+            bad_message(e, peer, zmq_strerror(-rc));
             return false;
         }
-        if (kind == FD_SUB)
+        if (is_sub)
             on_sub_message(e, &f);
         else
             on_router_message(e, &f);
@@ -155,36 +151,51 @@ static void drain(struct gw_engine *e)
         return;
     }
     e->draining = true;
-    more = drain_socket(e, e->router, FD_ROUTER);
-    more |= drain_socket(e, e->sub, FD_SUB);
+    more = drain_socket(e, e->router, false);
+    more |= drain_socket(e, e->sub, true);
     e->draining = false;
     if (more)
         schedule_drain(e);      /* let websocket I/O run between big batches */
 }
 
-static void drain_cb(lws_sorted_usec_list_t *sul)
+static void drain_soon_cb(uv_timer_t *t)
 {
-    struct gw_engine *e = lws_container_of(sul, struct gw_engine, sul_drain);
+    struct gw_engine *e = t->data;
 
     e->drain_scheduled = false;
     drain(e);
 }
 
-static void tick_cb(lws_sorted_usec_list_t *sul)
+/* The stop flag is a sig_atomic_t a signal handler sets: the tick notices it within
+ * GW_TICK_MS, says GOODBYE to every session, and stops the loop once they are gone or
+ * GW_SHUTDOWN_MS has passed. */
+static void check_stop(struct gw_engine *e, int64_t now)
 {
-    struct gw_engine *e = lws_container_of(sul, struct gw_engine, sul_tick);
+    if (!e->stopping && e->stop && *e->stop) {
+        e->stopping = true;
+        e->stop_deadline_ms = now + GW_SHUTDOWN_MS;
+        wm_info("gateway stopping", "sessions=%zu", gw_server_sessions(e->server));
+        gw_server_shutdown(e->server);
+    }
+    if (e->stopping && (gw_server_sessions(e->server) == 0 || now >= e->stop_deadline_ms))
+        uv_stop(&e->loop);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    struct gw_engine *e = t->data;
     int64_t now = wm_now_ms();
 
     drain(e);
     gw_pool_tick(e->pool, now);
+    gw_server_tick(e->server, now);
     if (now - e->last_second_ms >= 1000) {
         e->last_second_ms = now;
         gw_bumps_tick(e->bumps, now);
         if (e->metrics)
             wm_metrics_server_run(e->metrics);   /* MHD's own timeouts */
     }
-    lws_sul_schedule(gw_server_context(e->server), 0, &e->sul_tick, tick_cb,
-                     GW_TICK_MS * LWS_US_PER_MS);
+    check_stop(e, now);
 }
 
 /* The pool's send callback: JOB and HEARTBEAT to one fetcher on the ROUTER. */
@@ -215,53 +226,32 @@ static void pool_result(void *ud, struct gw_job *job, struct wm_msg *result)
     gw_broker_on_result(e->broker, job, result);
 }
 
-static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                        void *in, size_t len)
+/* Readiness of a ZeroMQ socket (its ZMQ_FD) or of the metrics server's epoll fd. */
+static void on_zmq_ready(uv_poll_t *p, int status, int events)
 {
-    struct engine_fd *fd = lws_get_opaque_user_data(wsi);
-
-    switch (reason) {
-    case LWS_CALLBACK_RAW_RX_FILE:
-        if (!fd)
-            return 0;
-        if (fd->kind == FD_METRICS)
-            wm_metrics_server_run(fd->e->metrics);
-        else
-            drain(fd->e);
-        return 0;
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return 1;   /* a websocket client naming this protocol: refuse */
-    default:
-        return 0;
-    }
+    drain(p->data);
 }
 
-static const struct lws_protocols raw_protocol = {
-    .name = GW_RAW_PROTOCOL, .callback = raw_callback,
-};
-
-static int adopt(struct gw_engine *e, int fd, struct engine_fd *efd, enum fd_kind kind,
-                 char *err, size_t errlen)
+static void on_metrics_ready(uv_poll_t *p, int status, int events)
 {
-    lws_sock_file_fd_type u;
-    struct lws *wsi;
-    int dupfd = dup(fd);   /* lws closes what it adopts; the socket keeps its own */
+    struct gw_engine *e = p->data;
 
-    if (fd < 0 || dupfd < 0) {
-        snprintf(err, errlen, "cannot dup a descriptor to poll: %s", strerror(errno));
-        return -errno;
+    wm_metrics_server_run(e->metrics);
+}
+
+static int watch_fd(struct gw_engine *e, uv_poll_t *p, int fd, uv_poll_cb cb, char *err,
+                    size_t errlen)
+{
+    int rc = fd < 0 ? UV_EBADF : uv_poll_init(&e->loop, p, fd);
+
+    if (rc == 0) {
+        p->data = e;
+        rc = uv_poll_start(p, UV_READABLE, cb);
     }
-    efd->e = e;
-    efd->kind = kind;
-    u.filefd = dupfd;
-    wsi = lws_adopt_descriptor_vhost(gw_server_vhost(e->server), LWS_ADOPT_RAW_FILE_DESC, u,
-                                     GW_RAW_PROTOCOL, NULL);
-    if (!wsi) {
-        snprintf(err, errlen, "cannot add a descriptor to the event loop");
-        return -ENOMEM;
-    }
-    lws_set_opaque_user_data(wsi, efd);
-    return 0;
+    if (rc != 0)
+        snprintf(err, errlen, "cannot watch a descriptor in the event loop: %s",
+                 uv_strerror(rc));
+    return rc;
 }
 
 static int open_zmq(struct gw_engine *e, char *err, size_t errlen)
@@ -314,6 +304,15 @@ struct gw_engine *gw_engine_new(const struct gw_engine_config *cfg, char *err, s
 
     e->cfg = *cfg;
     e->instance = wm_random_id();
+    if (uv_loop_init(&e->loop) != 0) {
+        snprintf(err, errlen, "cannot create the event loop");
+        goto fail;
+    }
+    e->loop_ready = true;
+    uv_timer_init(&e->loop, &e->tick);
+    uv_timer_init(&e->loop, &e->drain_soon);
+    e->tick.data = e->drain_soon.data = e;
+    e->timers_ready = true;
     if (open_zmq(e, err, errlen) != 0)
         goto fail;
 
@@ -339,7 +338,9 @@ struct gw_engine *gw_engine_new(const struct gw_engine_config *cfg, char *err, s
     };
     scfg = (struct gw_server_config){
         .listen = cfg->listen, .max_message_bytes = cfg->max_message_bytes,
-        .max_sessions = cfg->max_sessions, .extra = &raw_protocol,
+        .max_sessions = cfg->max_sessions, .uv_loop = &e->loop,
+        .join_s = cfg->join_timeout_s, .ping_s = cfg->ping_interval_s,
+        .ping_grace_s = cfg->ping_timeout_s,
     };
     e->server = gw_server_new(&scfg, &env, err, errlen);
     if (!e->server)
@@ -349,64 +350,43 @@ struct gw_engine *gw_engine_new(const struct gw_engine_config *cfg, char *err, s
         e->metrics = wm_metrics_server_new(cfg->metrics_listen, render, health, e, err, errlen);
         if (!e->metrics)
             goto fail;
-        if (adopt(e, wm_metrics_server_fd(e->metrics), &e->fd_metrics, FD_METRICS, err,
-                  errlen) != 0)
+        if (watch_fd(e, &e->poll_metrics, wm_metrics_server_fd(e->metrics),
+                     on_metrics_ready, err, errlen) != 0)
             goto fail;
+        e->metrics_ready = true;
     }
-    if (adopt(e, wm_zmq_fd(e->sub), &e->fd_sub, FD_SUB, err, errlen) != 0 ||
-        adopt(e, wm_zmq_fd(e->router), &e->fd_router, FD_ROUTER, err, errlen) != 0)
+    if (watch_fd(e, &e->poll_sub, wm_zmq_fd(e->sub), on_zmq_ready, err, errlen) != 0)
         goto fail;
+    if (watch_fd(e, &e->poll_router, wm_zmq_fd(e->router), on_zmq_ready, err, errlen) != 0) {
+        uv_close((uv_handle_t *)&e->poll_sub, NULL);
+        goto fail;
+    }
+    e->polls_ready = true;
 
     e->last_second_ms = wm_now_ms();
-    lws_sul_schedule(gw_server_context(e->server), 0, &e->sul_tick, tick_cb,
-                     GW_TICK_MS * LWS_US_PER_MS);
-    wm_info("gateway started", "listen=%s:%d fetch=%s bump_endpoints=%zu instance=%llu",
-            cfg->listen->host, cfg->listen->port, cfg->fetch_endpoint,
-            cfg->bump_endpoints->n, (unsigned long long)e->instance);
+    uv_timer_start(&e->tick, tick_cb, GW_TICK_MS, GW_TICK_MS);
+    wm_info("gateway started", "listen=%s:%d fetch=%s bump_endpoints=%zu instance=%llu "
+            "max_sessions=%zu", cfg->listen->host, cfg->listen->port, cfg->fetch_endpoint,
+            cfg->bump_endpoints->n, (unsigned long long)e->instance, cfg->max_sessions);
     return e;
 fail:
     gw_engine_free(&e);
     return NULL;
 }
 
-static void on_signal(int sig)
+int gw_engine_run(struct gw_engine *e, const volatile sig_atomic_t *stop)
 {
-    (void)sig;
-    if (signal_engine)
-        gw_engine_stop(signal_engine);
-}
-
-void gw_engine_stop(struct gw_engine *e)
-{
-    e->stop = 1;
-    if (e->server)
-        lws_cancel_service(gw_server_context(e->server));
-}
-
-int gw_engine_run(struct gw_engine *e)
-{
-    struct lws_context *ctx = gw_server_context(e->server);
-    struct wm_signal_saved saved;
-    int64_t deadline;
-
-    signal_engine = e;
-    wm_signal_on_stop(on_signal, &saved);
-
-    while (!e->stop)
-        if (lws_service(ctx, 0) < 0)
-            break;
-
-    wm_info("gateway stopping", "sessions=%zu", gw_server_sessions(e->server));
-    gw_server_shutdown(e->server);
-    deadline = wm_now_ms() + GW_SHUTDOWN_MS;
-    /* The 100 ms tick keeps lws_service returning, so the deadline is seen. */
-    while (gw_server_sessions(e->server) > 0 && wm_now_ms() < deadline)
-        if (lws_service(ctx, 0) < 0)
-            break;
-
-    wm_signal_restore(&saved);
-    signal_engine = NULL;
+    e->stop = stop;
+    e->stopping = false;
+    drain(e);     /* anything that arrived while starting: the edge may be gone */
+    uv_run(&e->loop, UV_RUN_DEFAULT);
     return 0;
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
 }
 
 void gw_engine_free(struct gw_engine **ep)
@@ -416,10 +396,16 @@ void gw_engine_free(struct gw_engine **ep)
     if (!ep || !*ep)
         return;
     e = *ep;
-    if (e->server) {
-        lws_sul_cancel(&e->sul_tick);
-        lws_sul_cancel(&e->sul_drain);
+    if (e->timers_ready) {
+        close_handle((uv_handle_t *)&e->tick);
+        close_handle((uv_handle_t *)&e->drain_soon);
     }
+    if (e->polls_ready) {
+        close_handle((uv_handle_t *)&e->poll_sub);
+        close_handle((uv_handle_t *)&e->poll_router);
+    }
+    if (e->metrics_ready)
+        close_handle((uv_handle_t *)&e->poll_metrics);
     /* Sessions first (they leave the broker), then the broker's jobs, then sockets. */
     gw_server_free(&e->server);
     gw_bumps_free(&e->bumps);
@@ -433,6 +419,11 @@ void gw_engine_free(struct gw_engine **ep)
         zmq_ctx_term(e->zctx);
     wm_metrics_server_free(&e->metrics);
     wm_buf_free(&e->sendbuf);
+    if (e->loop_ready) {
+        uv_run(&e->loop, UV_RUN_DEFAULT);     /* our handles' close callbacks */
+        if (uv_loop_close(&e->loop) != 0)
+            wm_warn("event loop closed with handles still open", "loop=gateway");
+    }
     free(e);
     *ep = NULL;
 }
@@ -452,6 +443,8 @@ static void render(struct wm_buf *out, void *ud)
     C(auth_failed, "Failed authentications.");
     C(protocol_violations, "Malformed or out-of-order WAMP messages.");
     C(slow_clients_closed, "Sessions closed because their queue passed its byte cap.");
+    C(join_timeouts, "Connections closed for not reaching WELCOME in time.");
+    C(idle_closed, "Connections closed for staying silent after a ping.");
     C(frames_in, "Websocket messages received.");
     C(frames_out, "Websocket messages sent.");
     G(subscriptions, "Session subscriptions.");

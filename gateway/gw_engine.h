@@ -1,9 +1,10 @@
-/* gw_engine: the gateway process in one lws event loop: the websocket server, the
- * ZeroMQ SUB (bumps) and ROUTER (fetchers) sockets adopted as raw descriptors, the
- * metrics endpoint, a 100 ms timer, and an orderly shutdown on SIGINT/SIGTERM. */
+/* gw_engine: the gateway process in one libuv event loop: the websocket server (lws on
+ * that loop), the ZeroMQ SUB (bumps) and ROUTER (fetchers) sockets, the metrics
+ * endpoint, a 100 ms timer, and an orderly shutdown when asked to stop. */
 #ifndef GW_ENGINE_H
 #define GW_ENGINE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,9 @@ struct gw_engine_config {
     size_t session_queue_bytes;
     size_t max_sessions;
     size_t max_path;
+    unsigned join_timeout_s;     /* websocket open to WELCOME */
+    unsigned ping_interval_s;    /* a silent client gets a websocket ping */
+    unsigned ping_timeout_s;     /* and is closed if still silent this much later */
 };
 
 struct gw_engine;
@@ -36,13 +40,11 @@ struct gw_engine;
  * when a socket cannot be bound (the caller exits 1). */
 struct gw_engine *gw_engine_new(const struct gw_engine_config *cfg, char *err, size_t errlen);
 
-/* Runs until SIGINT or SIGTERM (or gw_engine_stop), then says GOODBYE to the sessions
- * and waits for them at most GW_SHUTDOWN_MS. Returns 0. */
-int gw_engine_run(struct gw_engine *e);
+/* Runs until *stop becomes non-zero (set from a signal handler; seen within 100 ms),
+ * then says GOODBYE to the sessions and waits for them at most GW_SHUTDOWN_MS.
+ * Returns 0. */
+int gw_engine_run(struct gw_engine *e, const volatile sig_atomic_t *stop);
 #define GW_SHUTDOWN_MS 1500
-
-/* Asks the loop to stop. Async-signal-safe. */
-void gw_engine_stop(struct gw_engine *e);
 
 /* Closes every session and socket and frees everything. NULL-safe. */
 void gw_engine_free(struct gw_engine **e);

@@ -1,6 +1,9 @@
 /* gw_server: libwebsockets callbacks for WAMP sessions. Refuses handshakes without one
  * of our subprotocols, reassembles fragmented messages under a cap, writes one queued
- * frame per WRITEABLE callback, and closes a session once its last frame is out. */
+ * frame per WRITEABLE callback, and closes a session once its last frame is out.
+ * Per-connection deadlines (join, idle ping and hang-up, close flush) live in one
+ * gw_wheel, not in lws's timers: lws keeps those in one sorted list whose every
+ * insertion walks it, O(sessions) per frame or ping with its validity timers on. */
 #include "gw_server.h"
 
 #include <errno.h>
@@ -8,7 +11,9 @@
 #include <string.h>
 
 #include <utlist.h>
+#include <uv.h>
 
+#include "gw_wheel.h"
 #include "wm_buf.h"
 #include "wm_log.h"
 #include "wm_proto.h"
@@ -16,33 +21,44 @@
 
 #define GW_RX_KEEP         65536  /* a bigger reassembly buffer is released after use */
 #define GW_CLOSE_FLUSH_S   3      /* time to write the last frame before closing anyway */
-#define GW_IDLE_PING_S     30     /* a silent connection gets a ping ... */
-#define GW_IDLE_HANGUP_S   45     /* ... and is closed if it stays silent */
-#define GW_JOIN_TIMEOUT_S  10     /* websocket open to WELCOME, or the connection is closed */
 
 /* lws per-connection user data. */
 struct gw_conn {
+    struct gw_wheel_timer timer;  /* the next of this connection's deadlines */
     struct gw_server *server;
     struct gw_session *session;   /* owned, from ESTABLISHED to CLOSED */
     struct lws *wsi;
     struct wm_buf rx;             /* fragments of the message being received */
-    bool close_timer;             /* the flush deadline was set */
-    bool joining;                 /* the join deadline is set: no WELCOME yet */
+    int64_t last_rx_s;            /* last frame or pong from the client */
+    int64_t join_by_s;            /* joining: WELCOME by then or closed */
+    int64_t close_by_s;           /* closing: flushed by then or closed anyway */
+    bool joining;                 /* no WELCOME yet */
+    bool closing;                 /* the flush deadline is set */
+    bool pinged;                  /* idle: a ping went out since last_rx_s */
+    bool ping_due;                /* idle: write a ping at the next WRITEABLE */
+    bool killed;                  /* a deadline passed: closing without a flush */
     struct gw_conn *prev, *next;  /* utlist: the server's open connections */
 };
 
 struct gw_server {
     struct gw_session_env env;    /* sessions borrow it */
     size_t max_message, max_sessions;
-    struct lws_protocols protocols[4];
+    unsigned ping_s, hangup_s, join_s;
+    struct lws_protocols protocols[3];   /* json, msgpack, terminator */
     lws_retry_bo_t retry;
-    struct lws_context *ctx;
+    struct lws_context *ctx;      /* lws clears it once destroyed (info.pcontext) */
     struct lws_vhost *vh;
+    void *uv_loop;                /* borrowed: the engine's loop lws runs on */
+    struct gw_wheel wheel;
     struct gw_conn *conns;
     size_t n_conns;
+    struct wm_ratelimit rl_refused, rl_toobig;
 };
 
-static struct wm_ratelimit rl_refused, rl_toobig;
+static int64_t now_s(void)
+{
+    return wm_now_ms() / 1000;
+}
 
 static void io_want_write(void *transport)
 {
@@ -51,8 +67,11 @@ static void io_want_write(void *transport)
 
 static void io_kill(void *transport)
 {
-    /* Asynchronous: we may be inside a broker callback that still uses the session. */
+    /* Asynchronous: we may be inside a broker callback that still uses the session.
+     * An lws timer set from outside lws's own callbacks is only seen at lws's next
+     * wakeup on libuv, so wake it (a stuck client may never become writable). */
     lws_set_timeout(transport, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    lws_cancel_service(lws_get_context(transport));
 }
 
 static void refuse(struct lws *wsi, struct gw_server *srv, const char *why)
@@ -61,7 +80,7 @@ static void refuse(struct lws *wsi, struct gw_server *srv, const char *why)
     uint64_t suppressed = 0;
 
     srv->env.stats->sessions_refused++;
-    if (wm_ratelimit_allow(&rl_refused, wm_now_ms(), WM_RATELIMIT_LOG_MS, &suppressed)) {
+    if (wm_ratelimit_allow(&srv->rl_refused, wm_now_ms(), WM_RATELIMIT_LOG_MS, &suppressed)) {
         lws_get_peer_simple(wsi, peer, sizeof peer);
         wm_warn("websocket refused", "peer=%s reason=\"%s\" suppressed=%llu", peer, why,
                 (unsigned long long)suppressed);
@@ -127,17 +146,75 @@ static int on_established(struct lws *wsi, struct gw_server *srv, struct gw_conn
     /* A connection that never completes HELLO/AUTHENTICATE would hold a session slot
      * forever (idle pings keep it alive): it gets a deadline until WELCOME. */
     c->joining = true;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, GW_JOIN_TIMEOUT_S);
+    c->last_rx_s = now_s();
+    c->join_by_s = c->last_rx_s + srv->join_s;
+    gw_wheel_arm(&srv->wheel, &c->timer, c->join_by_s < c->last_rx_s + srv->ping_s
+                                             ? c->join_by_s : c->last_rx_s + srv->ping_s);
     wm_debug("websocket open", "peer=%s protocol=%s", peer, p->name);
     return 0;
 }
 
 static void arm_close_timer(struct gw_conn *c)
 {
-    if (c->close_timer)
+    if (c->closing)
         return;
-    c->close_timer = true;
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, GW_CLOSE_FLUSH_S);
+    c->closing = true;
+    c->close_by_s = now_s() + GW_CLOSE_FLUSH_S;
+    if (!c->timer.armed || c->timer.due_s > c->close_by_s)
+        gw_wheel_arm(&c->server->wheel, &c->timer, c->close_by_s);
+}
+
+/* Closes the connection now. Only from the wheel, outside lws's callbacks for this
+ * connection; CLOSED runs before this returns and frees the session. */
+static void kill_conn(struct gw_conn *c)
+{
+    c->killed = true;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+}
+
+/* Any frame or pong from the client: O(1), the wheel is not touched. The timer fires
+ * at the deadline it was armed for and re-arms from last_rx_s. */
+static void heard_from(struct gw_conn *c)
+{
+    c->last_rx_s = now_s();
+    c->pinged = false;
+}
+
+/* The wheel callback: whichever of the connection's deadlines passed acts, then the
+ * timer is re-armed for the earliest one left. */
+static void on_deadline(struct gw_wheel_timer *t, void *ud)
+{
+    struct gw_conn *c = lws_container_of(t, struct gw_conn, timer);
+    struct gw_server *srv = ud;
+    int64_t now = now_s(), next;
+
+    if (c->killed)
+        return;
+    if (c->closing && now >= c->close_by_s) {
+        kill_conn(c);
+        return;
+    }
+    if (c->joining && now >= c->join_by_s) {
+        srv->env.stats->join_timeouts++;
+        kill_conn(c);
+        return;
+    }
+    if (now >= c->last_rx_s + srv->hangup_s) {
+        srv->env.stats->idle_closed++;
+        kill_conn(c);
+        return;
+    }
+    if (!c->pinged && now >= c->last_rx_s + srv->ping_s) {
+        c->pinged = true;
+        c->ping_due = true;
+        lws_callback_on_writable(c->wsi);
+    }
+    next = c->last_rx_s + (c->pinged ? srv->hangup_s : srv->ping_s);
+    if (c->joining && c->join_by_s < next)
+        next = c->join_by_s;
+    if (c->closing && c->close_by_s < next)
+        next = c->close_by_s;
+    gw_wheel_arm(&srv->wheel, &c->timer, next);
 }
 
 static int on_receive(struct lws *wsi, struct gw_server *srv, struct gw_conn *c,
@@ -149,13 +226,14 @@ static int on_receive(struct lws *wsi, struct gw_server *srv, struct gw_conn *c,
         return -1;
     if (c->rx.len + len > srv->max_message) {
         srv->env.stats->protocol_violations++;
-        if (wm_ratelimit_allow(&rl_toobig, wm_now_ms(), WM_RATELIMIT_LOG_MS, &suppressed))
+        if (wm_ratelimit_allow(&srv->rl_toobig, wm_now_ms(), WM_RATELIMIT_LOG_MS, &suppressed))
             wm_warn("message too big", "max=%zu suppressed=%llu", srv->max_message,
                     (unsigned long long)suppressed);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message too big", 15);
         return -1;
     }
+    heard_from(c);
     wm_buf_append(&c->rx, in, len);
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0)
         return 0;
@@ -165,10 +243,8 @@ static int on_receive(struct lws *wsi, struct gw_server *srv, struct gw_conn *c,
         wm_buf_free(&c->rx);
     else
         wm_buf_reset(&c->rx);
-    if (c->joining && gw_session_state(c->session) == GW_SESSION_ESTABLISHED) {
-        c->joining = false;
-        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-    }
+    if (c->joining && gw_session_state(c->session) == GW_SESSION_ESTABLISHED)
+        c->joining = false;    /* the armed deadline fires and re-arms for idle */
     switch (gw_session_close_kind(c->session)) {
     case GW_CLOSE_NOW:
         return -1;
@@ -189,6 +265,18 @@ static int on_writeable(struct lws *wsi, struct gw_server *srv, struct gw_conn *
 
     if (!c->session || gw_session_close_kind(c->session) == GW_CLOSE_NOW)
         return -1;
+    if (c->ping_due) {
+        /* Not empty: lws 4.1 skips RECEIVE_PONG for a pong without payload. */
+        unsigned char ping[LWS_PRE + 2] = { [LWS_PRE] = 'w', [LWS_PRE + 1] = 'm' };
+
+        c->ping_due = false;
+        if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 2)
+            return -1;
+        if (gw_session_has_output(c->session) ||
+            gw_session_close_kind(c->session) == GW_CLOSE_AFTER_FLUSH)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
     f = gw_session_take_frame(c->session, &is_event);
     if (f) {
         n = lws_write(wsi, gw_frame_payload(f), f->len,
@@ -222,6 +310,7 @@ static void on_closed(struct gw_server *srv, struct gw_conn *c)
     wm_debug("websocket closed", "session=%llu", (unsigned long long)gw_session_id(c->session));
     gw_session_free(&c->session);
     wm_buf_free(&c->rx);
+    gw_wheel_cancel(&srv->wheel, &c->timer);
     DL_DELETE(srv->conns, c);
     srv->n_conns--;
 }
@@ -241,6 +330,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return c ? on_receive(wsi, srv, c, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? on_writeable(wsi, srv, c) : -1;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c && c->session)
+            heard_from(c);
+        return 0;
     case LWS_CALLBACK_CLOSED:
         if (c)
             on_closed(srv, c);
@@ -278,6 +371,11 @@ struct gw_server *gw_server_new(const struct gw_server_config *cfg,
     srv->env.io.kill = io_kill;
     srv->max_message = cfg->max_message_bytes;
     srv->max_sessions = cfg->max_sessions;
+    srv->ping_s = cfg->ping_s;
+    srv->hangup_s = cfg->ping_s + cfg->ping_grace_s;
+    srv->join_s = cfg->join_s;
+    srv->uv_loop = cfg->uv_loop;
+    gw_wheel_init(&srv->wheel, now_s());
     srv->protocols[0] = (struct lws_protocols){
         .name = "wamp.2.json", .callback = ws_callback,
         /* rx_buffer_size stays 0 (lws's 4 KiB): it is allocated per connection, and
@@ -288,21 +386,24 @@ struct gw_server *gw_server_new(const struct gw_server_config *cfg,
     srv->protocols[1] = srv->protocols[0];
     srv->protocols[1].name = "wamp.2.msgpack";
     srv->protocols[1].user = (void *)(intptr_t)GW_SER_MSGPACK;
-    if (cfg->extra)
-        srv->protocols[2] = *cfg->extra;
-    srv->retry = (lws_retry_bo_t){ .secs_since_valid_ping = GW_IDLE_PING_S,
-                                   .secs_since_valid_hangup = GW_IDLE_HANGUP_S };
+    /* All zero: no lws validity (ping/hang-up) timers; on_deadline does that job. */
+    srv->retry = (lws_retry_bo_t){ 0 };
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
     memset(&info, 0, sizeof info);
+    /* lws on the engine's libuv loop (epoll: a wakeup costs O(ready), not O(fds) like
+     * lws's default poll()). It loads libwebsockets-evlib_uv.so at this point. */
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_LIBUV;
+    info.foreign_loops = &srv->uv_loop;
+    info.pcontext = &srv->ctx;
     info.user = srv;
     info.uid = -1;
     info.gid = -1;
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
-        snprintf(err, errlen, "cannot create the websocket context");
+        snprintf(err, errlen, "cannot create the websocket context on libuv (is the "
+                              "Debian package libwebsockets-evlib-uv installed?)");
         goto fail;
     }
 
@@ -335,16 +436,24 @@ void gw_server_free(struct gw_server **sp)
     if (!sp || !*sp)
         return;
     srv = *sp;
-    /* Closes every connection: CLOSED frees each session while the broker lives. */
-    if (srv->ctx)
+    /* Closes every connection: CLOSED frees each session while the broker lives. On a
+     * foreign loop lws finishes asynchronously, as its libuv handles close: run the loop
+     * until lws has cleared srv->ctx (bounded, in case lws keeps a handle). */
+    if (srv->ctx) {
         lws_context_destroy(srv->ctx);
+        for (int i = 0; srv->ctx && i < 1000; i++)
+            uv_run(srv->uv_loop, UV_RUN_NOWAIT);
+    }
     free(srv);
     *sp = NULL;
 }
 
-struct lws_context *gw_server_context(struct gw_server *s) { return s->ctx; }
-struct lws_vhost *gw_server_vhost(struct gw_server *s) { return s->vh; }
 size_t gw_server_sessions(const struct gw_server *s) { return s->n_conns; }
+
+size_t gw_server_tick(struct gw_server *srv, int64_t now_ms)
+{
+    return gw_wheel_advance(&srv->wheel, now_ms / 1000, on_deadline, srv);
+}
 
 void gw_server_shutdown(struct gw_server *srv)
 {

@@ -16,6 +16,8 @@ struct gw_stats {
     uint64_t auth_failed;
     uint64_t protocol_violations;    /* malformed or out-of-order WAMP */
     uint64_t slow_clients_closed;    /* queue over its byte cap */
+    uint64_t join_timeouts;          /* closed: no WELCOME within the join deadline */
+    uint64_t idle_closed;            /* closed: silent past the ping and its grace */
     uint64_t frames_in, frames_out;
     /* subscriptions (gw_broker) */
     uint64_t subscriptions;          /* gauge: session subscriptions (members) */

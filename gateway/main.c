@@ -1,13 +1,60 @@
-/* waymark-gateway: reads settings, builds the engine, runs its loop until SIGINT or
- * SIGTERM, tears down. Exit 0 on a clean stop, 2 on bad settings, 1 on a failed start
- * (e.g. the listen address or the fetch endpoint is in use). */
+/* waymark-gateway: reads settings, sizes the session cap from the open-files limit,
+ * builds the engine, runs its loop until SIGINT or SIGTERM, tears down. Exit 0 on a
+ * clean stop, 2 on bad settings, 1 on a failed start (e.g. the listen address or the
+ * fetch endpoint is in use). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "gw_engine.h"
 #include "wm_config.h"
+#include "wm_fdlimit.h"
 #include "wm_log.h"
 #include "wm_path.h"
+#include "wm_signal.h"
+
+/* Descriptors that are not sessions: ZeroMQ (context, I/O thread, one TCP connection
+ * per fetcher and dispatcher), the metrics server and its clients, lws's listen socket
+ * and event pipe, stdio. Sessions get the rest of the open-files limit. */
+#define GW_FD_RESERVE 256
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+/* The session cap: the setting when given (lowered, with a warning, to what the
+ * open-files limit can hold), else the limit minus GW_FD_RESERVE. */
+static size_t session_cap(int64_t wanted)
+{
+    int raise_err = 0;
+    int64_t limit = wm_fdlimit_raise(&raise_err);
+    int64_t fit = limit - GW_FD_RESERVE;
+
+    if (raise_err)
+        wm_warn("cannot raise the open-files limit", "error=\"%s\" limit=%lld",
+                strerror(raise_err), (long long)limit);
+    if (limit < 0) {
+        wm_warn("cannot read the open-files limit", "error=\"%s\"", strerror((int)-limit));
+        return wanted > 0 ? (size_t)wanted : 1024;
+    }
+    if (fit < 16)
+        fit = 16;
+    if (wanted > fit) {
+        wm_warn("max sessions lowered to what the open-files limit holds",
+                "max_sessions=%lld open_files=%lld reserve=%d", (long long)wanted,
+                (long long)limit, GW_FD_RESERVE);
+        return (size_t)fit;
+    }
+    if (wanted <= 0)
+        wm_info("max sessions derived from the open-files limit",
+                "max_sessions=%lld open_files=%lld reserve=%d", (long long)fit,
+                (long long)limit, GW_FD_RESERVE);
+    return (size_t)(wanted > 0 ? wanted : fit);
+}
 
 int main(int argc, char **argv)
 {
@@ -19,8 +66,9 @@ int main(int argc, char **argv)
     bool anonymous = false;
     enum wm_log_level level = WM_LOG_INFO;
     int64_t fetch_timeout = 10000, max_page = 1000000, max_message = 1048576;
-    int64_t max_subs = 1000, queue_bytes = 16777216, max_sessions = 10000;
+    int64_t max_subs = 1000, queue_bytes = 16777216, max_sessions = 0;
     int64_t max_path = WM_PATH_MAX_DEFAULT;
+    int64_t join_timeout = 10, ping_interval = 30, ping_timeout = 15;
     struct gw_engine *engine = NULL;
     char err[256] = "";
     int status = 1;
@@ -62,9 +110,19 @@ int main(int argc, char **argv)
         {"session-queue-bytes", "WAYMARK_SESSION_QUEUE_BYTES", "16777216",
          "bytes queued for one client before it is closed as too slow", wm_parse_int,
          &queue_bytes, 65536, 68719476736},
-        {"max-sessions", "WAYMARK_MAX_SESSIONS", "10000",
-         "open websocket sessions; further handshakes are refused", wm_parse_int,
-         &max_sessions, 1, 10000000},
+        {"max-sessions", "WAYMARK_MAX_SESSIONS", "0",
+         "open websocket sessions; further handshakes get 503. 0: the open-files limit "
+         "(raised to its hard limit at start) minus 256", wm_parse_int, &max_sessions, 0,
+         10000000},
+        {"join-timeout-s", "WAYMARK_JOIN_TIMEOUT_S", "10",
+         "seconds from websocket open to WELCOME, or the connection is closed",
+         wm_parse_int, &join_timeout, 1, 3600},
+        {"ping-interval-s", "WAYMARK_PING_INTERVAL_S", "30",
+         "a client silent this many seconds gets a websocket ping", wm_parse_int,
+         &ping_interval, 1, 3600},
+        {"ping-timeout-s", "WAYMARK_PING_TIMEOUT_S", "15",
+         "seconds after that ping a still-silent client is closed", wm_parse_int,
+         &ping_timeout, 1, 3600},
         {"max-path", "WAYMARK_MAX_PATH", "2048", "longest topic accepted, in bytes",
          wm_parse_int, &max_path, 16, 65536},
     };
@@ -105,8 +163,11 @@ int main(int argc, char **argv)
         .max_message_bytes = (size_t)max_message,
         .max_subscriptions = (size_t)max_subs,
         .session_queue_bytes = (size_t)queue_bytes,
-        .max_sessions = (size_t)max_sessions,
+        .max_sessions = session_cap(max_sessions),
         .max_path = (size_t)max_path,
+        .join_timeout_s = (unsigned)join_timeout,
+        .ping_interval_s = (unsigned)ping_interval,
+        .ping_timeout_s = (unsigned)ping_timeout,
     };
     engine = gw_engine_new(&cfg, err, sizeof err);
     if (!engine) {
@@ -114,7 +175,8 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    status = gw_engine_run(engine) == 0 ? 0 : 1;
+    wm_signal_on_stop(on_signal, NULL);
+    status = gw_engine_run(engine, &stop_flag) == 0 ? 0 : 1;
 out:
     gw_engine_free(&engine);
     wm_config_free(settings, n_settings);
