@@ -169,13 +169,14 @@ int main(int argc, char **argv)
         .ping_interval_s = (unsigned)ping_interval,
         .ping_timeout_s = (unsigned)ping_timeout,
     };
+    /* Before the engine says it started: a stop from then on is a clean stop. */
+    wm_signal_on_stop(on_signal, NULL);
     engine = gw_engine_new(&cfg, err, sizeof err);
     if (!engine) {
         fprintf(stderr, "%s: %s\n", prog, err);
         status = 1;
         goto out;
     }
-    wm_signal_on_stop(on_signal, NULL);
     status = gw_engine_run(engine, &stop_flag) == 0 ? 0 : 1;
 out:
     gw_engine_free(&engine);
