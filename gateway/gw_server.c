@@ -437,12 +437,15 @@ void gw_server_free(struct gw_server **sp)
         return;
     srv = *sp;
     /* Closes every connection: CLOSED frees each session while the broker lives. On a
-     * foreign loop lws finishes asynchronously, as its libuv handles close: run the loop
-     * until lws has cleared srv->ctx (bounded, in case lws keeps a handle). */
+     * foreign loop lws closes its libuv handles asynchronously: run the loop until they
+     * are closed (the engine closed its own first; bounded, should lws keep one open),
+     * then destroy again, which frees the context and clears srv->ctx. */
     if (srv->ctx) {
         lws_context_destroy(srv->ctx);
-        for (int i = 0; srv->ctx && i < 1000; i++)
-            uv_run(srv->uv_loop, UV_RUN_NOWAIT);
+        for (int i = 0; i < 1000 && uv_run(srv->uv_loop, UV_RUN_NOWAIT); i++)
+            ;
+        if (srv->ctx)
+            lws_context_destroy(srv->ctx);
     }
     free(srv);
     *sp = NULL;
