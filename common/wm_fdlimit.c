@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <sys/resource.h>
 
-int64_t wm_fdlimit_raise(int *raise_err)
+int64_t wm_fdlimit_raise(int64_t wanted, int *raise_err)
 {
     struct rlimit rl;
     rlim_t want;
@@ -14,6 +14,8 @@ int64_t wm_fdlimit_raise(int *raise_err)
         return -errno;
     want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > WM_FDLIMIT_CAP ? WM_FDLIMIT_CAP
                                                                          : rl.rlim_max;
+    if (wanted > 0 && (rlim_t)wanted < want)
+        want = (rlim_t)wanted;
     if (rl.rlim_cur == RLIM_INFINITY)
         return WM_FDLIMIT_CAP;
     if (rl.rlim_cur >= want)

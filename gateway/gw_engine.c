@@ -5,6 +5,7 @@
 #include "gw_engine.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #define GW_TICK_MS        100    /* safety-net drain, pool, deadlines, stop flag */
 #define GW_DRAIN_BUDGET   4096   /* messages per socket per pass, then let lws run */
 #define GW_JOB_ATTEMPTS   3
+#define GW_TRIM_SESSIONS  1024   /* this many sessions gone since the peak: give memory back */
 
 struct gw_engine {
     struct gw_engine_config cfg;
@@ -49,6 +51,7 @@ struct gw_engine {
     struct wm_metrics_server *metrics;
     bool drain_scheduled, draining;
     int64_t last_second_ms;
+    size_t sessions_peak;                /* since memory was last given back */
     struct wm_buf sendbuf;
     struct wm_ratelimit rl_bad, rl_send;
     const volatile sig_atomic_t *stop;   /* borrowed from gw_engine_run's caller */
@@ -181,6 +184,21 @@ static void check_stop(struct gw_engine *e, int64_t now)
         uv_stop(&e->loop);
 }
 
+/* glibc keeps the memory of freed sessions for reuse, so after a mass disconnect (a
+ * load balancer moving clients away, a client fleet restarting) RSS would stay at its
+ * peak. Once a good part of the peak is gone, hand the free pages back. */
+static void trim_after_mass_close(struct gw_engine *e)
+{
+    size_t n = gw_server_sessions(e->server);
+
+    if (n > e->sessions_peak)
+        e->sessions_peak = n;
+    if (e->sessions_peak - n >= GW_TRIM_SESSIONS && n <= e->sessions_peak / 2) {
+        malloc_trim(0);
+        e->sessions_peak = n;
+    }
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     struct gw_engine *e = t->data;
@@ -192,6 +210,7 @@ static void tick_cb(uv_timer_t *t)
     if (now - e->last_second_ms >= 1000) {
         e->last_second_ms = now;
         gw_bumps_tick(e->bumps, now);
+        trim_after_mass_close(e);
         if (e->metrics)
             wm_metrics_server_run(e->metrics);   /* MHD's own timeouts */
     }

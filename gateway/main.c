@@ -27,11 +27,13 @@ static void on_signal(int sig)
 }
 
 /* The session cap: the setting when given (lowered, with a warning, to what the
- * open-files limit can hold), else the limit minus GW_FD_RESERVE. */
+ * open-files limit can hold), else the limit minus GW_FD_RESERVE. The soft limit is
+ * raised only as far as the cap needs: lws 4.1 as Debian builds it scans a table of
+ * one slot per possible descriptor on every accept (docs/libraries.md). */
 static size_t session_cap(int64_t wanted)
 {
     int raise_err = 0;
-    int64_t limit = wm_fdlimit_raise(&raise_err);
+    int64_t limit = wm_fdlimit_raise(wanted > 0 ? wanted + GW_FD_RESERVE : 0, &raise_err);
     int64_t fit = limit - GW_FD_RESERVE;
 
     if (raise_err)

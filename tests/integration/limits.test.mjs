@@ -6,6 +6,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { freePort, parseMetrics, poll, waitFor } from './harness.mjs';
@@ -47,6 +48,12 @@ async function stopGateway(g) {
   return g.exited;
 }
 
+// The gateway's own open-files limits, as the kernel has them: [soft, hard].
+function fileLimits(g) {
+  const line = fs.readFileSync(`/proc/${g.child.pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+  return line.split(/\s+/).slice(3, 5).map(Number);
+}
+
 async function metrics(g) {
   const res = await fetch(`http://127.0.0.1:${g.ports.metrics}/metrics`);
   return parseMetrics(await res.text());
@@ -69,6 +76,7 @@ describe('the session cap follows the open-files limit', { timeout: 120000 }, ()
     const hard = 400;
     const cap = hard - RESERVE;
     const g = await startGateway({ soft: 300, hard });
+    assert.deepEqual(fileLimits(g), [hard, hard], 'the soft limit was raised to the hard one');
     assert.match(g.log, new RegExp(`max sessions derived from the open-files limit" max_sessions=${cap} open_files=${hard} reserve=${RESERVE}`),
       `the derived cap is logged:\n${g.log}`);
     const conns = [];
@@ -104,9 +112,13 @@ describe('the session cap follows the open-files limit', { timeout: 120000 }, ()
     assert.equal((await stopGateway(g)).code, 0);
   });
 
-  test('a WAYMARK_MAX_SESSIONS within the limit is kept', async () => {
-    const g = await startGateway({ soft: 500, hard: 500, env: { WAYMARK_MAX_SESSIONS: '3' } });
+  test('a WAYMARK_MAX_SESSIONS within the limit is kept; the soft limit rises only as far as it needs', async () => {
+    const g = await startGateway({ soft: 300, hard: 500, env: { WAYMARK_MAX_SESSIONS: '3' } });
     assert.match(g.log, /msg="gateway started" .* max_sessions=3\b/);
+    assert.deepEqual(fileLimits(g), [300, 500], '3 + 256 fit already: not raised (and never lowered)');
+    const g2 = await startGateway({ soft: 200, hard: 500, env: { WAYMARK_MAX_SESSIONS: '100' } });
+    assert.deepEqual(fileLimits(g2), [100 + RESERVE, 500], 'raised to the cap plus the reserve');
+    assert.equal((await stopGateway(g2)).code, 0);
     const conns = [];
     try {
       for (let i = 0; i < 3; i++) conns.push((await open(g)).ws);
