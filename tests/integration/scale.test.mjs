@@ -4,15 +4,14 @@
 // or by its client process being killed, and the gateway's gauges must read zero again:
 // a leaked session, subscription, topic or group fails the test. The sessions come from
 // the C load client BUILD/tools/wsload (tests/tools/wsload.c; `make test` builds it).
-// N = WAYMARK_SCALE_TEST_N, default 3000, or 300 when the daemons run under
-// WAYMARK_DAEMON_WRAPPER (valgrind), which makes the gateway 20-50x slower.
+// N = WAYMARK_SCALE_TEST_N, default 3000 (about 5 s here; 20 s with the daemons under
+// valgrind, `make valgrind`).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BUILD, metricSum, poll, scaled, startStack, shutdownProblems } from './harness.mjs';
 import { WsLoad } from '../tools/wsload.mjs';
 
-const WRAPPED = Boolean((process.env.WAYMARK_DAEMON_WRAPPER || '').trim());
-const N = Number(process.env.WAYMARK_SCALE_TEST_N || (WRAPPED ? 300 : 3000));
+const N = Number(process.env.WAYMARK_SCALE_TEST_N || 3000);
 const T = { timeout: scaled(180000) };
 let stack;
 const clients = [];
