@@ -253,6 +253,11 @@ async function run(n, isLargest) {
       pub = null;
     }
 
+    // Still every session there (a client that did not answer the gateway's pings would
+    // have been hung up on by now, in a long enough run)?
+    const g3 = await gauges(stack);
+    if (g3.sessions !== n || g3.subscriptions !== n) fail(`gauges before closing: ${JSON.stringify(g3)}, want ${n}`);
+
     // close everything at once
     const wClose = cpuWindow(gwPid, clientPids);
     await Promise.all(clients.map((c) => c.close(C.phaseTimeoutMs)));
