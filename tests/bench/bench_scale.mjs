@@ -141,7 +141,7 @@ async function perfTop(pid, seconds, dir, label) {
     '-g', 'none', '--sort', 'dso,symbol'], { encoding: 'utf8', maxBuffer: 64 << 20 });
   console.log(`    perf record -g -p <gateway> over ${seconds} s, ${label}; perf report --no-children, top:`);
   const lines = rep.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
-  for (const l of lines.slice(0, 25)) console.log(`      ${l.trim()}`);
+  for (const l of lines.slice(0, 25)) console.log(`      ${l.replace(/(\s+-)+\s*$/, '').trim()}`);
 }
 
 // ---- one run ----
@@ -257,6 +257,8 @@ async function run(n, isLargest) {
     // have been hung up on by now, in a long enough run)?
     const g3 = await gauges(stack);
     if (g3.sessions !== n || g3.subscriptions !== n) fail(`gauges before closing: ${JSON.stringify(g3)}, want ${n}`);
+    const dropped = (await Promise.all(clients.map((c) => c.stats()))).reduce((s, x) => s + x.dropped, 0);
+    if (dropped) fail(`${dropped} sessions were closed by the gateway`);
 
     // close everything at once
     const wClose = cpuWindow(gwPid, clientPids);

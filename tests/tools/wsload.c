@@ -20,7 +20,8 @@
  * Lines on stdout, one JSON object each:
  *   {"event":"ready",...}   every session subscribed or failed: counts, setup_ms, cpu_ms
  *   {"event":"probe",...}   latencies: n, lost, p50_ms, p99_ms, max_ms, mean_ms
- *   {"event":"stats",...}   after the command "stats": open sessions, events, pings, cpu_ms
+ *   {"event":"stats",...}   after the command "stats": open sessions, dropped (ended by the
+ *                           server, not by us), events, pings answered, cpu_ms
  *   {"event":"closed",...}  after the command "close": every session closed (close frame sent,
  *                           connection closed by the server or 10 s later by us)
  * Commands on stdin, one a line: "stats", "close". End of stdin: exit (closing everything).
@@ -83,7 +84,7 @@ static char gw_hostport[128];
 static int ep = -1;
 static struct conn *conns;
 static long next_start, in_setup, n_ready, n_failed, n_welcomed, n_open;
-static uint64_t n_events, n_pings, n_retained;
+static uint64_t n_events, n_pings, n_retained, n_dropped;
 static int64_t t_start_us, t_ready_us;
 static bool ready_printed, closing;
 static int64_t close_deadline_ms;
@@ -229,6 +230,11 @@ static void finish(struct conn *c, const char *why)
         in_setup--;
         if (n_failed <= 5)
             fprintf(stderr, "wsload: session %u failed: %s\n", c->index, why);
+    } else if (c->state == ST_READY) {
+        /* the server ended a session we did not close */
+        n_dropped++;
+        if (n_dropped <= 5)
+            fprintf(stderr, "wsload: session %u dropped: %s\n", c->index, why);
     }
     close(c->fd);
     c->fd = -1;
@@ -415,6 +421,7 @@ static void on_frames(struct conn *c)
                     finish(c, "close frame during setup");
                     return;
                 }
+                n_dropped++;   /* the server closes a session we did not close */
                 c->state = ST_CLOSING;
                 send_frame(c, 8, payload, len < 2 ? len : 2);
             }
@@ -632,9 +639,9 @@ static void print_ready(void)
 
 static void print_stats(void)
 {
-    printf("{\"event\":\"stats\",\"open\":%ld,\"ready\":%ld,\"failed\":%ld,\"events\":%llu,"
-           "\"retained\":%llu,\"pings\":%llu,\"cpu_ms\":%.1f}\n",
-           n_open, n_ready, n_failed, (unsigned long long)n_events,
+    printf("{\"event\":\"stats\",\"open\":%ld,\"ready\":%ld,\"failed\":%ld,\"dropped\":%llu,"
+           "\"events\":%llu,\"retained\":%llu,\"pings\":%llu,\"cpu_ms\":%.1f}\n",
+           n_open, n_ready, n_failed, (unsigned long long)n_dropped, (unsigned long long)n_events,
            (unsigned long long)n_retained, (unsigned long long)n_pings, cpu_ms());
     fflush(stdout);
 }
