@@ -3,8 +3,9 @@
 // 2 fetchers). The sessions come from the C load client (tests/tools/wsload.c, at most
 // WAYMARK_SCALE_PER_PROCESS sessions per process) so that the client is not the
 // bottleneck; its CPU share is printed beside each figure. For each N, on a fresh stack:
-//   setup    N sessions connect at once (window WAYMARK_SCALE_CONCURRENCY), join with their
-//            own ticket, subscribe to their own topic: sessions/s to WELCOME + SUBSCRIBED
+//   setup    N sessions connect (at most WAYMARK_SCALE_CONCURRENCY, default 1000, between
+//            connect() and SUBSCRIBED at a time), join with their own ticket, subscribe to
+//            their own topic: sessions/s to WELCOME + SUBSCRIBED
 //   idle     gateway CPU over WAYMARK_SCALE_IDLE_S seconds nobody sends anything
 //   RSS      gateway VmRSS before, with N sessions (per session), after closing all N
 //   latency  bump -> EVENT of one more session (its own wsload process, which PUBLISHes on
@@ -19,8 +20,13 @@
 //   WAYMARK_SCALE_N="1000 5000 19000"   session counts, one run each
 //   WAYMARK_SCALE_PERF=1                also `perf record -g` the idle gateway at the largest N
 //                                       for WAYMARK_SCALE_IDLE_S seconds and print the top symbols
-// The gateway gets WAYMARK_MAX_SESSIONS=25000 and its RLIMIT_NOFILE soft limit raised to
-// the hard limit with prlimit(1) (a gateway that raises its own changes nothing).
+//   WAYMARK_SCALE_RETAINED=1            subscribe with get_retained (a reconnect storm) and
+//                                       also time until every session has its snapshot
+//   WAYMARK_SCALE_CONCURRENCY=N         all N connect at once (default: a window of 1000)
+//   WAYMARK_SCALE_IDLE_S, _BUMPS, _DELIVERY_S, _DELIVERY_RATE, _PER_PROCESS: see C below
+// The gateway gets WAYMARK_MAX_SESSIONS=25000 (WAYMARK_SCALE_MAX_SESSIONS; empty: not set,
+// the gateway's own default) and its RLIMIT_NOFILE soft limit raised to the hard limit with
+// prlimit(1) once it runs (a gateway that raises its own limit changes nothing).
 import { spawn, spawnSync } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
@@ -42,7 +48,8 @@ const C = {
   deliveryS: Number(env.WAYMARK_SCALE_DELIVERY_S ?? 5),
   deliveryRate: Number(env.WAYMARK_SCALE_DELIVERY_RATE || 2000),
   perf: env.WAYMARK_SCALE_PERF === '1',
-  maxSessions: 25000,
+  retained: env.WAYMARK_SCALE_RETAINED === '1',
+  maxSessions: env.WAYMARK_SCALE_MAX_SESSIONS ?? '25000',
   setupTimeoutMs: 300000,
   phaseTimeoutMs: 120000,
 };
@@ -148,7 +155,9 @@ async function perfTop(pid, seconds, dir, label) {
 
 async function run(n, isLargest) {
   const r = { n, ok: true };
-  const stack = new Stack({ fetchers: 2, extraEnv: { WAYMARK_LOG_LEVEL: 'info', WAYMARK_MAX_SESSIONS: String(C.maxSessions) } });
+  const extraEnv = { WAYMARK_LOG_LEVEL: 'info' };
+  if (C.maxSessions) extraEnv.WAYMARK_MAX_SESSIONS = C.maxSessions;
+  const stack = new Stack({ fetchers: 2, extraEnv });
   const clients = [];
   let probe = null;
   let pub = null;
@@ -175,7 +184,7 @@ async function run(n, isLargest) {
       const to = Math.floor(((p + 1) * n) / procs);
       clients.push(new WsLoad(BUILD, stack.wsUrl, ['--count', String(to - from), '--from', String(from),
         '--token', 'tok-idle%d', '--topic', '/pages/idle/%d', '--concurrency', String(C.concurrency),
-        '--setup-timeout-ms', String(C.setupTimeoutMs)]));
+        '--setup-timeout-ms', String(C.setupTimeoutMs), ...(C.retained ? ['--retained'] : [])]));
     }
     const readies = await Promise.all(clients.map((c) => c.ready(C.setupTimeoutMs + 10000)));
     const setupS = (performance.now() - t0) / 1000;
@@ -188,6 +197,16 @@ async function run(n, isLargest) {
     console.log(`  setup: ${n} sessions (${procs} client process${procs > 1 ? 'es' : ''}, window ${C.concurrency}) ` +
       `in ${num(setupS, 2)} s = ${num(r.setupRate, 0)} sessions/s to WELCOME + SUBSCRIBED` +
       ` [clients ${pct(r.setupClients)} of a core, gateway ${pct(w.gw)}]`);
+    if (C.retained) {
+      // every snapshot in: the gateway fetched N pages with N tokens and delivered them
+      await poll(async () => (await Promise.all(clients.map((c) => c.stats())))
+        .reduce((s, x) => s + x.retained, 0) >= n, C.setupTimeoutMs, `${n} snapshots`, 20);
+      const snapS = (performance.now() - t0) / 1000;
+      const ws = wCpu();
+      const cs = clients.reduce((s, c) => s + c.cpuSeconds(), 0);
+      console.log(`  snapshots (get_retained): all ${n} in after ${num(snapS, 2)} s = ${num(n / snapS, 0)} sessions/s ` +
+        `to their snapshot [clients ${pct(cs / snapS)}, gateway ${pct(ws.gw)}]`);
+    }
     const g1 = await gauges(stack);
     if (g1.sessions < n || g1.subscriptions < n) fail(`gauges after setup: ${JSON.stringify(g1)}`);
     const clientPids = clients.map((c) => c.pid);
