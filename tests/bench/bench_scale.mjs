@@ -190,7 +190,9 @@ async function run(n, isLargest) {
     const setupS = (performance.now() - t0) / 1000;
     const w = wCpu();
     const failed = readies.reduce((s, x) => s + x.failed + x.pending, 0);
-    if (failed) fail(`${failed} sessions not set up`);
+    if (failed) {
+      fail(`${failed} sessions not set up; the clients said:\n${clients.map((c) => c.stderr.trim()).join('\n')}`);
+    }
     const clientCpuS = readies.reduce((s, x) => s + x.cpu_ms / 1000, 0);
     r.setupRate = n / setupS;
     r.setupClients = clientCpuS / setupS;
@@ -198,14 +200,15 @@ async function run(n, isLargest) {
       `in ${num(setupS, 2)} s = ${num(r.setupRate, 0)} sessions/s to WELCOME + SUBSCRIBED` +
       ` [clients ${pct(r.setupClients)} of a core, gateway ${pct(w.gw)}]`);
     if (C.retained) {
-      // every snapshot in: the gateway fetched N pages with N tokens and delivered them
+      // every snapshot in: the gateway fetched a page per session, with its token
+      const subscribed = readies.reduce((s, x) => s + x.subscribed, 0);
       await poll(async () => (await Promise.all(clients.map((c) => c.stats())))
-        .reduce((s, x) => s + x.retained, 0) >= n, C.setupTimeoutMs, `${n} snapshots`, 20);
+        .reduce((s, x) => s + x.retained, 0) >= subscribed, C.setupTimeoutMs, `${subscribed} snapshots`, 20);
       const snapS = (performance.now() - t0) / 1000;
       const ws = wCpu();
       const cs = clients.reduce((s, c) => s + c.cpuSeconds(), 0);
-      console.log(`  snapshots (get_retained): all ${n} in after ${num(snapS, 2)} s = ${num(n / snapS, 0)} sessions/s ` +
-        `to their snapshot [clients ${pct(cs / snapS)}, gateway ${pct(ws.gw)}]`);
+      console.log(`  snapshots (get_retained): all ${subscribed} in after ${num(snapS, 2)} s = ` +
+        `${num(subscribed / snapS, 0)} sessions/s to their snapshot [clients ${pct(cs / snapS)}, gateway ${pct(ws.gw)}]`);
     }
     const g1 = await gauges(stack);
     if (g1.sessions < n || g1.subscriptions < n) fail(`gauges after setup: ${JSON.stringify(g1)}`);
