@@ -194,14 +194,15 @@ async function run(n, isLargest) {
       fail(`${failed} sessions not set up; the clients said:\n${clients.map((c) => c.stderr.trim()).join('\n')}`);
     }
     const clientCpuS = readies.reduce((s, x) => s + x.cpu_ms / 1000, 0);
-    r.setupRate = n / setupS;
+    const ok = readies.reduce((s, x) => s + x.subscribed, 0);
+    r.setupRate = ok / setupS;
     r.setupClients = clientCpuS / setupS;
-    console.log(`  setup: ${n} sessions (${procs} client process${procs > 1 ? 'es' : ''}, window ${C.concurrency}) ` +
+    console.log(`  setup: ${ok === n ? '' : `${ok} of `}${n} sessions (${procs} client process${procs > 1 ? 'es' : ''}, window ${C.concurrency}) ` +
       `in ${num(setupS, 2)} s = ${num(r.setupRate, 0)} sessions/s to WELCOME + SUBSCRIBED` +
       ` [clients ${pct(r.setupClients)} of a core, gateway ${pct(w.gw)}]`);
     if (C.retained) {
       // every snapshot in: the gateway fetched a page per session, with its token
-      const subscribed = readies.reduce((s, x) => s + x.subscribed, 0);
+      const subscribed = ok;
       await poll(async () => (await Promise.all(clients.map((c) => c.stats())))
         .reduce((s, x) => s + x.retained, 0) >= subscribed, C.setupTimeoutMs, `${subscribed} snapshots`, 20);
       const snapS = (performance.now() - t0) / 1000;
@@ -221,9 +222,9 @@ async function run(n, isLargest) {
     r.idleCpu = idle.gw;
     r.idleClients = idle.clients;
     r.rssN = rssKb(gwPid);
-    r.rssPer = ((r.rssN - r.rss0) * 1024) / n;
+    r.rssPer = ((r.rssN - r.rss0) * 1024) / ok;
     console.log(`  idle ${C.idleS} s: gateway CPU ${pct(idle.gw)} of a core [clients ${pct(idle.clients)}]`);
-    console.log(`  RSS: ${mb(r.rss0)} before, ${mb(r.rssN)} with ${n} sessions = ${num(r.rssPer / 1024, 2)} KB per session`);
+    console.log(`  RSS: ${mb(r.rss0)} before, ${mb(r.rssN)} with ${ok} sessions = ${num(r.rssPer / 1024, 2)} KB per session`);
     if (C.perf && isLargest) await perfTop(gwPid, C.idleS, stack.dir, `${n} idle sessions`);
 
     // latency of one more session
