@@ -230,14 +230,15 @@ async function run(n, isLargest) {
     // latency of one more session
     probe = new WsLoad(BUILD, stack.wsUrl, ['--count', '1', '--token', 'tok-probe%d', '--topic', '/pages/probe/%d',
       '--redis', `127.0.0.1:${stack.ports.redis}`, '--channel', CHANNEL, '--bumps', String(C.bumps)]);
-    await probe.ready(C.phaseTimeoutMs);
+    const pr = await probe.ready(C.phaseTimeoutMs);
+    if (pr.subscribed !== 1) fail(`the probe session did not set up: ${probe.stderr.trim()}`);
     const wLat = cpuWindow(gwPid, clientPids);
     const pl = await probe.line('probe', C.bumps * 10000 + C.phaseTimeoutMs);
     const lat = wLat();
     const probeCpu = cpuSeconds(probe.pid);
     await probe.end();
     Object.assign(r, { p50: pl.p50_ms, p99: pl.p99_ms, max: pl.max_ms, lost: pl.lost, latClients: lat.clients });
-    if (pl.lost) fail(`${pl.lost} of ${C.bumps} probe bumps got no EVENT within 10 s`);
+    if (pl.lost) fail(`${pl.lost} of ${C.bumps} probe bumps got no EVENT within 10 s ${probe.stderr.trim()}`);
     console.log(`  bump -> EVENT, 1 other session, ${pl.n} sequential bumps: p50 ${num(pl.p50_ms, 2)} ms, ` +
       `p99 ${num(pl.p99_ms, 2)} ms, max ${num(pl.max_ms, 1)} ms, ${pl.lost} lost` +
       ` [probe client ${pct(probeCpu / lat.s)}, load clients ${pct(lat.clients)}, gateway ${pct(lat.gw)}]`);

@@ -219,6 +219,7 @@ static void send_text(struct conn *c, const char *s)
 }
 
 static void start_next(void);
+static void probe_done(void);
 
 /* The session ends: counted as failed when it never reached READY. */
 static void finish(struct conn *c, const char *why)
@@ -235,6 +236,14 @@ static void finish(struct conn *c, const char *why)
         n_dropped++;
         if (n_dropped <= 5)
             fprintf(stderr, "wsload: session %u dropped: %s\n", c->index, why);
+    }
+    if (c == &conns[0] && bump_waiting) {
+        /* the probe session is gone: the bumps not done count as lost */
+        fprintf(stderr, "wsload: probe session ended: %s\n", why);
+        long measured = bumps_done > o.warmup ? bumps_done - o.warmup : 0;
+        bumps_lost += o.bumps - measured;
+        bump_waiting = false;
+        probe_done();
     }
     close(c->fd);
     c->fd = -1;
@@ -631,10 +640,14 @@ static void print_ready(void)
            o.count, n_welcomed, n_ready, n_failed, o.count - n_ready - n_failed,
            (double)(t_ready_us - t_start_us) / 1e3, cpu_ms());
     fflush(stdout);
-    if (redis_fd >= 0 && n_ready > 0 && conns[0].state == ST_READY)
+    if (redis_fd >= 0 && n_ready > 0 && conns[0].state == ST_READY) {
         probe_next();
-    else if (redis_fd >= 0)
+    } else if (redis_fd >= 0) {
+        /* no session to time: every bump counts as lost, and the summary comes at once */
         fprintf(stderr, "wsload: probe session did not subscribe: no bumps\n");
+        bumps_lost = o.bumps;
+        probe_done();
+    }
 }
 
 static void print_stats(void)
