@@ -8,6 +8,7 @@
 // valgrind, `make valgrind`).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { BUILD, metricSum, poll, scaled, startStack, shutdownProblems } from './harness.mjs';
 import { WsLoad } from '../tools/wsload.mjs';
 
@@ -33,6 +34,13 @@ async function gaugesBackToZero(label) {
   } catch (e) {
     throw new Error(`${e.message}; gateway gauges last read ${JSON.stringify(last)}`);
   }
+}
+
+// The gateway's resident memory in KB (meaningless under valgrind, which keeps its own).
+const UNDER_WRAPPER = Boolean(process.env.WAYMARK_DAEMON_WRAPPER);
+function gatewayRssKb() {
+  const status = fs.readFileSync(`/proc/${stack.proc('gateway').child.pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+)/m.exec(status)[1]);
 }
 
 function load(args) {
@@ -76,7 +84,8 @@ describe(`${N} sessions on one gateway`, { timeout: scaled(600000) }, () => {
     }
   }, { timeout: scaled(60000) });
 
-  test('each session gets its own snapshot; after closing them all the gauges read zero', T, async () => {
+  test('each session gets its own snapshot; after closing them all the gauges read zero and the memory is given back', T, async () => {
+    const rssBefore = gatewayRssKb();
     // Two thirds: /pages/scale/<i % K>, four sessions per topic, a token each. One third:
     // /users/<i % 100> with 50 tokens shared, so sessions also share (topic, token) groups.
     const nPages = Math.floor((2 * N) / 3);
@@ -111,8 +120,19 @@ describe(`${N} sessions on one gateway`, { timeout: scaled(600000) }, () => {
       return { topic: `/users/${id}`, token: `tok-u${i % 50}`, body: { id, name: `User ${id}`, version: 1, viewer: `u${i % 50}` } };
     });
     // All close at once (close frames); the gateway frees every session and subscription.
+    const rssWith = gatewayRssKb();
     await Promise.all([pages.close(scaled(60000)), users.close(scaled(60000))]);
     await gaugesBackToZero('sessions, subscriptions, topics and groups back to 0 after closing');
+    if (!UNDER_WRAPPER) {
+      // glibc keeps freed memory unless the gateway trims after a mass close: RSS must come
+      // back near where it started (the sessions took several MB more).
+      let rss;
+      await poll(() => (rss = gatewayRssKb()) <= rssBefore * 1.25 + 1024, scaled(15000),
+        'gateway RSS back near its value before the sessions').catch((e) => {
+        throw new Error(`${e.message}: ${rssBefore} KB before, ${rssWith} KB with ${N} sessions, ${rss} KB after`);
+      });
+      assert.ok(rssWith > rssBefore + 4096, `the sessions used memory at all (${rssBefore} -> ${rssWith} KB)`);
+    }
   });
 
   test('sessions whose client dies without a close frame are freed too', T, async () => {
