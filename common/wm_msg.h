@@ -1,4 +1,4 @@
-/* wm_msg: the internal wire messages (DESIGN.md "Internal wire messages"), the only
+/* wm_msg: the internal wire messages (docs/internals.md "Messages"), the only
  * module that touches msgpack for them. A message is one ZeroMQ frame holding a msgpack
  * array [version, type, instance, fields...]; ROUTER/DEALER add the routing frame. */
 #ifndef WM_MSG_H

@@ -1,4 +1,4 @@
-/* wm_zmq: ZeroMQ helpers. ZMQ_FD is edge-triggered (LIBRARIES.md): whoever polls it
+/* wm_zmq: ZeroMQ helpers. ZMQ_FD is edge-triggered (docs/libraries.md): whoever polls it
  * must drain with wm_zmq_recv until -EAGAIN, and drain again after every send. */
 #ifndef WM_ZMQ_H
 #define WM_ZMQ_H

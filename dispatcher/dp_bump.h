@@ -1,5 +1,5 @@
-/* dp_bump: turns one Redis message payload into a validated bump (DESIGN.md, "The bump
- * contract"): a plain path, or a JSON object {"path": ..., "match": "exact"|"prefix"}.
+/* dp_bump: turns one Redis message payload into a validated bump (README.md "Bumps"):
+ * a plain path, or a JSON object {"path": ..., "match": "exact"|"prefix"}.
  * Pure parsing, no I/O: waymark-bump and the unit tests use it as the engine does. */
 #ifndef DP_BUMP_H
 #define DP_BUMP_H

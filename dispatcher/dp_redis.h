@@ -1,6 +1,6 @@
 /* dp_redis: the dispatcher's Redis pub-sub subscriber. A plain non-blocking hiredis
  * context driven by the engine's own poll loop (not hiredis' async API, whose libuv
- * adapter hangs on reconnect in 0.14: LIBRARIES.md): it connects, authenticates,
+ * adapter hangs on reconnect in 0.14: docs/libraries.md): it connects, authenticates,
  * SUBSCRIBEs, checks liveness with PING, and reconnects with capped backoff forever. */
 #ifndef DP_REDIS_H
 #define DP_REDIS_H

@@ -533,7 +533,7 @@ struct ft_http *ft_http_new(const struct ft_http_config *cfg, ft_http_done_fn do
     if (!h->multi)
         goto fail;
     /* The cache must hold every connection the pool uses, or curl closes and reopens
-     * connections under load (LIBRARIES.md: 50k connections for 50k requests). */
+     * connections under load (docs/libraries.md: 50k connections for 50k requests). */
     if (curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, conc) != CURLM_OK ||
         curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, conc) != CURLM_OK)
         goto fail;

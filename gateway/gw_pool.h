@@ -40,7 +40,7 @@ void gw_job_free(struct gw_job **j);   /* frees url and headers too; NULL-safe *
 
 /* Sends msg to the fetcher with this routing id. Returns 0, or negative when it could
  * not be sent (the pool then treats the fetcher as gone). It must not call back into
- * the pool: drain the socket (LIBRARIES.md) after the pool call that sent returns. */
+ * the pool: drain the socket (docs/libraries.md) after the pool call that sent returns. */
 typedef int (*gw_pool_send_fn)(void *ud, const void *id, size_t idlen,
                                const struct wm_msg *msg);
 /* A job finished: result is borrowed for the call (the callee may move out of it with

@@ -1,4 +1,4 @@
-/* gw_session: the WAMP v2 router side of one client session (DESIGN.md "The client
+/* gw_session: the WAMP v2 router side of one client session (README.md "The client
  * interface") and its outgoing queue. No sockets: gw_server feeds whole messages in,
  * takes frames out when writable, and is asked through gw_session_io to wake or kill. */
 #ifndef GW_SESSION_H
