@@ -1,12 +1,8 @@
-/* wm_zmq: non-blocking whole-message receive and send on ZeroMQ sockets, random ids and
- * reconnect backoff. */
+/* wm_zmq: non-blocking whole-message receive and send on ZeroMQ sockets. */
 #include "wm_zmq.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 int wm_zmq_recv(void *sock, struct wm_zframes *f)
 {
@@ -90,62 +86,4 @@ int wm_zmq_fd(void *sock)
 int wm_zmq_setint(void *sock, int option, int value)
 {
     return zmq_setsockopt(sock, option, &value, sizeof value) == 0 ? 0 : -zmq_errno();
-}
-
-static uint64_t random_u64(void)
-{
-    uint64_t x = 0;
-    size_t got = 0;
-    while (got < sizeof x) {
-        ssize_t r = getrandom((char *)&x + got, sizeof x - got, 0);
-        if (r > 0) {
-            got += (size_t)r;
-        } else if (r < 0 && errno != EINTR) {
-            /* No entropy syscall (very old kernel or seccomp): mix clock and pid, which
-             * is still unique enough for instance ids. */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            x ^= ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
-            x *= 0x9E3779B97F4A7C15ull;
-            break;
-        }
-    }
-    return x;
-}
-
-uint64_t wm_random_id(void)
-{
-    /* WAMP ids must be exactly representable as doubles: [1, 2^53]. */
-    uint64_t x;
-    do {
-        x = random_u64() & ((UINT64_C(1) << 53) - 1);
-    } while (x == 0);
-    return x;
-}
-
-void wm_backoff_init(struct wm_backoff *b, uint32_t min_ms, uint32_t max_ms)
-{
-    if (min_ms == 0)
-        min_ms = 1;
-    if (max_ms < min_ms)
-        max_ms = min_ms;
-    b->min_ms = min_ms;
-    b->max_ms = max_ms;
-    b->cur_ms = min_ms;
-}
-
-uint32_t wm_backoff_next(struct wm_backoff *b)
-{
-    uint32_t base = b->cur_ms ? b->cur_ms : b->min_ms;
-    b->cur_ms = base >= b->max_ms / 2 ? b->max_ms : base * 2;
-    /* +-20% jitter so a fleet of fetchers does not reconnect in lockstep */
-    uint64_t span = (uint64_t)base * 2 / 5;          /* 40% of base */
-    uint64_t low = (uint64_t)base - (uint64_t)base / 5;
-    uint64_t d = low + (span ? random_u64() % (span + 1) : 0);
-    return d ? (uint32_t)d : 1;
-}
-
-void wm_backoff_reset(struct wm_backoff *b)
-{
-    b->cur_ms = b->min_ms;
 }

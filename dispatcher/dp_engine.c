@@ -17,6 +17,7 @@
 #include "wm_metrics.h"
 #include "wm_msg.h"
 #include "wm_proto.h"
+#include "wm_random.h"
 #include "wm_time.h"
 #include "wm_zmq.h"
 

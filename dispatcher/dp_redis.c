@@ -14,10 +14,10 @@
 #include <hiredis/hiredis.h>
 #include <zmq.h>
 
+#include "wm_backoff.h"
 #include "wm_buf.h"
 #include "wm_log.h"
 #include "wm_proto.h"
-#include "wm_zmq.h"
 
 /* While Redis is down, one "connect failed" line per this interval is enough. */
 #define DP_REDIS_FAIL_LOG_MS 10000

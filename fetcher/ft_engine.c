@@ -10,6 +10,7 @@
 #include "ft_link.h"
 #include "wm_log.h"
 #include "wm_proto.h"
+#include "wm_random.h"
 #include "wm_time.h"
 #include "wm_zmq.h"
 

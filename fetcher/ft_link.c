@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "wm_proto.h"
+#include "wm_zmq.h"
 
 #define LIVENESS_MS ((int64_t)WM_HEARTBEAT_MS * WM_HEARTBEAT_LIVENESS)
 

@@ -8,10 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wm_backoff.h"
 #include "wm_buf.h"
 #include "wm_log.h"
 #include "wm_msg.h"
-#include "wm_zmq.h"
 
 struct ft_link {
     char *endpoint;             /* owned */

@@ -12,7 +12,7 @@
 
 #include "wm_buf.h"
 #include "wm_log.h"
-#include "wm_zmq.h"
+#include "wm_random.h"
 #include "gw_wamp.h"
 
 struct gw_base;

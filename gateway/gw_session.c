@@ -11,8 +11,8 @@
 #include "wm_log.h"
 #include "wm_path.h"
 #include "wm_proto.h"
+#include "wm_random.h"
 #include "wm_time.h"
-#include "wm_zmq.h"
 
 #define AUTHID_MAX 256
 #define ACCEPT_MAX 256   /* longest Accept header a subscription may ask for */

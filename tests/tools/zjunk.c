@@ -28,6 +28,7 @@
 
 #include "wm_buf.h"
 #include "wm_msg.h"
+#include "wm_random.h"
 #include "wm_time.h"
 #include "wm_zmq.h"
 

@@ -1,6 +1,5 @@
-/* Unit tests for wm_zmq (whole-message receive, send with routing id, error codes,
- * random ids, backoff) and the small wm_buf / wm_time helpers it relies on. Uses
- * inproc:// sockets only. */
+/* Unit tests for wm_zmq (whole-message receive, send with routing id, error codes).
+ * Uses inproc:// sockets only. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,9 +10,6 @@
 
 #include <cmocka.h>
 
-#include "wm_buf.h"
-#include "wm_proto.h"
-#include "wm_time.h"
 #include "wm_zmq.h"
 
 static void *ctx;
@@ -99,75 +95,11 @@ static void test_send_would_block(void **state)
     zmq_close(dealer);
 }
 
-static void test_random_id(void **state)
-{
-    uint64_t prev = 0;
-    bool high = false;
-    for (int i = 0; i < 10000; i++) {
-        uint64_t id = wm_random_id();
-        assert_true(id >= 1 && id <= (UINT64_C(1) << 53));
-        assert_true(id != prev);
-        if (id > (UINT64_C(1) << 52))
-            high = true;   /* the whole range is used, not just 32 bits */
-        prev = id;
-    }
-    assert_true(high);
-}
-
-static void test_backoff(void **state)
-{
-    struct wm_backoff b;
-    wm_backoff_init(&b, WM_RECONNECT_MIN_MS, WM_RECONNECT_MAX_MS);
-    uint32_t expect = WM_RECONNECT_MIN_MS;
-    for (int i = 0; i < 12; i++) {
-        uint32_t d = wm_backoff_next(&b);
-        assert_true(d >= expect * 8 / 10 && d <= expect * 12 / 10);
-        expect = expect * 2 > WM_RECONNECT_MAX_MS ? WM_RECONNECT_MAX_MS : expect * 2;
-    }
-    wm_backoff_reset(&b);
-    uint32_t d = wm_backoff_next(&b);
-    assert_true(d >= 80 && d <= 120);
-}
-
-static void test_buf_time(void **state)
-{
-    struct wm_buf b = WM_BUF_INIT;
-    wm_buf_puts(&b, "ab");
-    wm_buf_append(&b, "c\0d", 3);
-    assert_int_equal(b.len, 5);
-    assert_int_equal(b.data[5], '\0');
-    wm_buf_reset(&b);
-    for (int i = 0; i < 1000; i++)
-        wm_buf_printf(&b, "%04d", i);
-    assert_int_equal(b.len, 4000);
-    assert_memory_equal(b.data + 3996, "0999", 4);
-    char big[600];
-    memset(big, 'z', sizeof big - 1);
-    big[sizeof big - 1] = '\0';
-    wm_buf_reset(&b);
-    wm_buf_printf(&b, "<%s>", big);   /* longer than the printf fast path */
-    assert_int_equal(b.len, sizeof big + 1);
-    assert_int_equal(b.data[b.len - 1], '>');
-    wm_buf_free(&b);
-    assert_null(b.data);
-    assert_int_equal(b.cap, 0);
-    char *s = wm_strndup("hello", 3);
-    assert_string_equal(s, "hel");
-    free(s);
-
-    int64_t a = wm_now_ms(), us = wm_now_us();
-    assert_true(a > 0 && us / 1000 >= a);
-    assert_true(wm_wall_ms() > INT64_C(1600000000000));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_router_dealer),
         cmocka_unit_test(test_send_would_block),
-        cmocka_unit_test(test_random_id),
-        cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_buf_time),
     };
     return cmocka_run_group_tests_name("wm_zmq", tests, setup, teardown);
 }
