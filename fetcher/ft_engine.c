@@ -62,7 +62,7 @@ static void on_done(void *ud, size_t tag, const struct wm_msg *result,
     struct wm_msg r = *result;   /* shallow: only the instance is set on the copy */
     struct ft_link *l = tag < e->n_links ? e->links[tag] : NULL;
 
-    e->st.results[ft_status_class(r.u.result.status)]++;
+    e->st.results[wm_status_class(r.u.result.status)]++;
     if (o->fail != FT_FAIL_NONE)
         e->st.failures[o->fail]++;
     if (o->fail != FT_FAIL_ORIGIN)
@@ -245,11 +245,9 @@ static size_t gateways_alive(const struct ft_engine *e, int64_t now)
 static void render(struct wm_buf *out, void *ud)
 {
     struct ft_engine *e = ud;
-    const char *classes[FT_STATUS_CLASSES], *reasons[FT_FAIL_COUNT - 1];
+    const char *reasons[FT_FAIL_COUNT - 1];
     uint64_t bad = 0, reopens = 0, drops = 0;
 
-    for (int i = 0; i < FT_STATUS_CLASSES; i++)
-        classes[i] = ft_status_class_name(i);
     for (int i = 1; i < FT_FAIL_COUNT; i++)
         reasons[i - 1] = ft_fail_name((enum ft_fail)i);
     for (size_t i = 0; i < e->n_links; i++) {
@@ -269,7 +267,8 @@ static void render(struct wm_buf *out, void *ud)
     wm_metric_gauge(out, "waymark_fetcher_concurrency", "configured fetch slots",
                     (double)e->cfg->concurrency);
     wm_metric_labeled(out, "waymark_fetcher_results_total", "RESULTs by status class",
-                      "counter", "class", classes, e->st.results, FT_STATUS_CLASSES);
+                      "counter", "class", wm_status_class_names, e->st.results,
+                      WM_STATUS_CLASSES);
     wm_metric_labeled(out, "waymark_fetcher_fetch_failures_total",
                       "fetches answered by the fetcher itself, by reason", "counter",
                       "reason", reasons, e->st.failures + 1, FT_FAIL_COUNT - 1);

@@ -9,6 +9,7 @@
 
 #include "ft_http.h"
 #include "wm_config.h"
+#include "wm_http.h"
 #include "wm_metrics.h"
 
 struct ft_engine_config {
@@ -25,7 +26,7 @@ struct ft_stats {
     uint64_t jobs_received;
     uint64_t jobs_refused;                 /* arrived while shutting down: not run */
     uint64_t jobs_over_capacity;           /* past the in-flight cap: dropped, not run */
-    uint64_t results[FT_STATUS_CLASSES];   /* by status class of the RESULT sent */
+    uint64_t results[WM_STATUS_CLASSES];   /* by wm_status_class of the RESULT sent */
     uint64_t failures[FT_FAIL_COUNT];      /* by reason (index 0 unused) */
     uint64_t results_dropped;              /* RESULT could not be queued on its link */
     uint64_t bytes_fetched;

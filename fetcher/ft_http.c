@@ -57,19 +57,6 @@ const char *ft_fail_name(enum ft_fail f)
     return ((int)f >= 0 && (int)f < FT_FAIL_COUNT) ? fail_names[f] : "other";
 }
 
-int ft_status_class(int status)
-{
-    return (status >= 100 && status <= 599) ? status / 100 - 1 : 5;
-}
-
-const char *ft_status_class_name(int idx)
-{
-    static const char *const names[FT_STATUS_CLASSES] = {
-        "1xx", "2xx", "3xx", "4xx", "5xx", "other",
-    };
-    return (idx >= 0 && idx < FT_STATUS_CLASSES) ? names[idx] : "other";
-}
-
 bool ft_http_url_allowed(const char *backend, const char *url, const char **why)
 {
     size_t blen = backend ? strlen(backend) : 0;

@@ -24,11 +24,6 @@ enum ft_fail {
 };
 const char *ft_fail_name(enum ft_fail f);   /* "none", "connect", "timeout", ... */
 
-/* Response status class index: 0 for 1xx .. 4 for 5xx, 5 for anything else. */
-#define FT_STATUS_CLASSES 6
-int ft_status_class(int status);
-const char *ft_status_class_name(int idx);  /* "1xx" .. "5xx", "other" */
-
 /* True when url is backend itself or starts with backend + "/" and the rest is a clean
  * path (wm_path_check: no dot segments, no "//", printable ASCII). backend has no
  * trailing '/' (wm_parse_http_url strips it). On false *why says what is wrong. */

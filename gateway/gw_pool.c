@@ -10,6 +10,7 @@
 #include <utlist.h>
 
 #include "wm_buf.h"
+#include "wm_http.h"
 #include "wm_log.h"
 #include "wm_proto.h"
 #include "wm_time.h"
@@ -349,8 +350,7 @@ static void on_result_msg(struct gw_pool *p, struct gw_fetcher *f, struct wm_msg
     HASH_DEL(p->table, j);
     int64_t lat_us = wm_now_us() - j->sent_us;
     wm_histogram_observe(&p->stats->fetch_latency, lat_us > 0 ? lat_us / 1e6 : 0.0);
-    int status = msg->u.result.status;
-    p->stats->results_by_class[status >= 100 && status < 600 ? status / 100 : 0]++;
+    p->stats->results_by_class[wm_status_class(msg->u.result.status)]++;
     if (!j->owner) {
         gw_job_free(&j);
         return;

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "wm_http.h"
 #include "wm_metrics.h"
 
 struct gw_stats {
@@ -39,7 +40,7 @@ struct gw_stats {
     uint64_t jobs_retried;           /* resent after a fetcher died or a job timed out */
     uint64_t jobs_failed;            /* gave up after the attempts: sessions got a 504 */
     uint64_t results_stale;          /* RESULT for a job no longer known */
-    uint64_t results_by_class[6];    /* index status/100: [0] = other, [1..5] = 1xx..5xx */
+    uint64_t results_by_class[WM_STATUS_CLASSES];   /* by wm_status_class */
     uint64_t fetchers;               /* gauge: live fetchers */
     uint64_t fetchers_lost;          /* presumed dead after missed heartbeats */
     struct wm_histogram fetch_latency;  /* job sent -> result received, seconds */
