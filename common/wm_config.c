@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "wm_buf.h"
+#include "wm_chars.h"
 #include "wm_log.h"
 #include "wm_proto.h"
 
@@ -27,14 +28,6 @@ static void replace_str(char **slot, char *v)
 {
     free(*slot);
     *slot = v;
-}
-
-static bool has_ctl(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return true;
-    return false;
 }
 
 /* Parses a decimal port in [1, 65535] from s[0..len). Returns -1 when bad. */
@@ -184,7 +177,7 @@ int wm_parse_http_url(const struct wm_setting *s, const char *v, char *err, size
         skip = 8;
     else
         return fail(err, n, "must start with http:// or https://");
-    if (has_ctl(v) || strchr(v, ' '))
+    if (wm_has_ctl(v, strlen(v)) || strchr(v, ' '))
         return fail(err, n, "must not contain spaces or control characters");
     if (strpbrk(v, "?#"))
         return fail(err, n, "must not have a query or fragment");
@@ -254,7 +247,7 @@ int wm_parse_redis_url(const struct wm_setting *s, const char *v, char *err, siz
         return fail(err, n, "TLS (rediss://) is not supported");
     if (strncasecmp(v, "redis://", 8) != 0)
         return fail(err, n, "must look like redis://[:password@]host[:port][/db]");
-    if (has_ctl(v) || strchr(v, ' '))
+    if (wm_has_ctl(v, strlen(v)) || strchr(v, ' '))
         return fail(err, n, "must not contain spaces or control characters");
     const char *a = v + 8;
     size_t alen = strcspn(a, "/?#");
@@ -393,7 +386,7 @@ int wm_parse_endpoints(const struct wm_setting *s, const char *v, char *err, siz
 
     if (!v || !*v)
         return fail(err, n, "must not be empty");
-    if (has_ctl(v))
+    if (wm_has_ctl(v, strlen(v)))
         return fail(err, n, "must not contain control characters");
     const char *p = v;
     while (1) {
@@ -447,9 +440,8 @@ int wm_parse_auth_header(const struct wm_setting *s, const char *v, char *err, s
     const char *val = colon + 1;
     while (*val == ' ' || *val == '\t')
         val++;
-    for (const char *p = val; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return fail(err, n, "header value must not contain control characters");
+    if (wm_has_ctl(val, strlen(val)))
+        return fail(err, n, "header value must not contain control characters");
     const char *tok = strstr(val, "{token}");
     if (!tok || strstr(tok + 7, "{token}"))
         return fail(err, n, "header value must contain {token} exactly once");

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "wm_buf.h"
+#include "wm_chars.h"
 
 static char log_proc[32] = "waymark";
 static enum wm_log_level log_level = WM_LOG_INFO;
@@ -52,7 +53,7 @@ static bool needs_quoting(const char *s)
     if (!*s)
         return true;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p >= 0x7f)
+        if (!wm_char_visible(*p) || *p == '"' || *p == '=' || *p == '\\')
             return true;
     return false;
 }
@@ -91,7 +92,7 @@ const char *wm_log_value(char *out, size_t outlen, const char *s)
         default:
             /* Peer-supplied bytes may be invalid UTF-8: escape all non-ASCII so a log
              * line stays one valid line. */
-            if (*p < 0x20 || *p >= 0x7f) {
+            if (!wm_char_printable(*p)) {
                 snprintf(piece, sizeof piece, "\\x%02x", *p);
                 plen = 4;
             } else {

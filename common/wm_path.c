@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "wm_chars.h"
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -65,7 +67,7 @@ int wm_path_check(const char *s, size_t len, size_t max_len, const char **why)
     size_t base = wm_path_base_len(s, len);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c <= ' ' || c >= 0x7f) {
+        if (!wm_char_visible(c)) {
             *why = c == ' ' ? "space" : "control or non-ASCII character";
             return -EINVAL;
         }

@@ -12,6 +12,7 @@
 #include <utlist.h>
 
 #include "wm_buf.h"
+#include "wm_chars.h"
 #include "wm_path.h"
 #include "wm_time.h"
 
@@ -352,7 +353,7 @@ static bool header_ok(const struct wm_header *hd)
     if (!hd->name || !hd->value || !hd->name[0])
         return false;
     for (const char *p = hd->name; *p; p++)
-        if (*p <= ' ' || *p == ':' || *p >= 0x7f)
+        if (!wm_char_visible((unsigned char)*p) || *p == ':')
             return false;
     for (const char *p = hd->value; *p; p++)
         if (*p == '\r' || *p == '\n')

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gw_outq.h"
+#include "wm_chars.h"
 #include "wm_log.h"
 #include "wm_path.h"
 #include "wm_proto.h"
@@ -209,10 +210,7 @@ static bool token_ok(const json_t *t)
     len = json_string_length(t);
     if (len == 0 || len > GW_TICKET_MAX)
         return false;
-    for (size_t i = 0; i < len; i++)
-        if (p[i] < 0x20 || p[i] == 0x7f)
-            return false;
-    return true;
+    return !wm_has_ctl(p, len);
 }
 
 /* The SUBSCRIBE option that sets the Accept header of the subscription's fetches:
@@ -240,11 +238,9 @@ static bool accept_option(const json_t *opts, const char **out, const char **why
         *why = "accept must be 1 to 256 bytes";
         return false;
     }
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] < 0x20 || p[i] > 0x7e) {
-            *why = "accept must be printable ASCII";
-            return false;
-        }
+    if (!wm_all_printable(p, len)) {
+        *why = "accept must be printable ASCII";
+        return false;
     }
     *out = (const char *)p;
     return true;
@@ -260,11 +256,8 @@ static char *authid_from(const json_t *details)
         return NULL;
     p = (const unsigned char *)json_string_value(a);
     len = json_string_length(a);
-    if (len == 0 || len > AUTHID_MAX || !gw_utf8_valid(p, len))
+    if (len == 0 || len > AUTHID_MAX || !gw_utf8_valid(p, len) || wm_has_ctl(p, len))
         return NULL;
-    for (size_t i = 0; i < len; i++)
-        if (p[i] < 0x20 || p[i] == 0x7f)
-            return NULL;
     return wm_strndup((const char *)p, len);
 }
 
