@@ -106,7 +106,7 @@ static int split_host_port(const char *a, size_t len, char **host, int *port,
     return 0;
 }
 
-int wm_parse_string(const struct wm_setting *s, const char *v, char *err, size_t n)
+static int parse_string(const struct wm_setting *s, const char *v, char *err, size_t n)
 {
     if (!v || !*v)
         return fail(err, n, "must not be empty");
@@ -114,7 +114,14 @@ int wm_parse_string(const struct wm_setting *s, const char *v, char *err, size_t
     return 0;
 }
 
-int wm_parse_int(const struct wm_setting *s, const char *v, char *err, size_t n)
+static void free_string(void *target)
+{
+    replace_str(target, NULL);
+}
+
+const struct wm_value_type wm_value_string = {parse_string, free_string, false};
+
+static int parse_int(const struct wm_setting *s, const char *v, char *err, size_t n)
 {
     int64_t lo = s->min, hi = s->max;
     char *end = NULL;
@@ -136,7 +143,9 @@ int wm_parse_int(const struct wm_setting *s, const char *v, char *err, size_t n)
     return 0;
 }
 
-int wm_parse_bool(const struct wm_setting *s, const char *v, char *err, size_t n)
+const struct wm_value_type wm_value_int = {parse_int, NULL, false};
+
+static int parse_bool(const struct wm_setting *s, const char *v, char *err, size_t n)
 {
     static const char *const yes[] = {"1", "true", "yes", "on"};
     static const char *const no[] = {"0", "false", "no", "off"};
@@ -153,7 +162,9 @@ int wm_parse_bool(const struct wm_setting *s, const char *v, char *err, size_t n
     return fail(err, n, "must be 1/0, true/false, yes/no or on/off");
 }
 
-int wm_parse_log_level(const struct wm_setting *s, const char *v, char *err, size_t n)
+const struct wm_value_type wm_value_bool = {parse_bool, NULL, true};
+
+static int parse_log_level(const struct wm_setting *s, const char *v, char *err, size_t n)
 {
     enum wm_log_level lvl;
     if (wm_log_level_parse(v, &lvl) != 0)
@@ -162,7 +173,9 @@ int wm_parse_log_level(const struct wm_setting *s, const char *v, char *err, siz
     return 0;
 }
 
-int wm_parse_http_url(const struct wm_setting *s, const char *v, char *err, size_t n)
+const struct wm_value_type wm_value_log_level = {parse_log_level, NULL, false};
+
+static int parse_http_url(const struct wm_setting *s, const char *v, char *err, size_t n)
 {
     const char *why = NULL;
     char *host = NULL;
@@ -203,6 +216,8 @@ int wm_parse_http_url(const struct wm_setting *s, const char *v, char *err, size
     return 0;
 }
 
+const struct wm_value_type wm_value_http_url = {parse_http_url, free_string, false};
+
 static int hexv(char c)
 {
     if (isdigit((unsigned char)c))
@@ -233,7 +248,7 @@ static char *pct_decode(const char *s, size_t len)
     return out;
 }
 
-int wm_parse_redis_url(const struct wm_setting *s, const char *v, char *err, size_t n)
+static int parse_redis_url(const struct wm_setting *s, const char *v, char *err, size_t n)
 {
     struct wm_redis_url *r = s->target;
     const char *why = NULL;
@@ -305,7 +320,16 @@ cleanup:
     return rc;
 }
 
-int wm_parse_listen(const struct wm_setting *s, const char *v, char *err, size_t n)
+static void free_redis_url(void *target)
+{
+    struct wm_redis_url *r = target;
+    replace_str(&r->host, NULL);
+    replace_str(&r->password, NULL);
+}
+
+const struct wm_value_type wm_value_redis_url = {parse_redis_url, free_redis_url, false};
+
+static int parse_listen(const struct wm_setting *s, const char *v, char *err, size_t n)
 {
     struct wm_listen *l = s->target;
     const char *why = NULL;
@@ -345,6 +369,23 @@ int wm_parse_listen(const struct wm_setting *s, const char *v, char *err, size_t
     return 0;
 }
 
+static void free_listen(void *target)
+{
+    struct wm_listen *l = target;
+    replace_str(&l->host, NULL);
+}
+
+const struct wm_value_type wm_value_listen = {parse_listen, free_listen, false};
+
+const char *wm_listen_text(const struct wm_listen *l, char *buf, size_t len)
+{
+    if (l->enabled)
+        snprintf(buf, len, "%s:%d", l->host, l->port);
+    else
+        snprintf(buf, len, "off");
+    return buf;
+}
+
 static void endpoints_clear(struct wm_endpoints *e)
 {
     for (size_t i = 0; i < e->n; i++)
@@ -379,7 +420,7 @@ static const char *endpoint_problem(const char *ep, size_t len)
     return "each endpoint must be tcp://host:port, ipc://path or inproc://name";
 }
 
-int wm_parse_endpoints(const struct wm_setting *s, const char *v, char *err, size_t n)
+static int parse_endpoints(const struct wm_setting *s, const char *v, char *err, size_t n)
 {
     struct wm_endpoints *e = s->target;
     struct wm_endpoints out = {NULL, 0};
@@ -420,12 +461,19 @@ int wm_parse_endpoints(const struct wm_setting *s, const char *v, char *err, siz
     return 0;
 }
 
+static void free_endpoints(void *target)
+{
+    endpoints_clear(target);
+}
+
+const struct wm_value_type wm_value_endpoints = {parse_endpoints, free_endpoints, false};
+
 static bool tchar(char c)
 {
     return isalnum((unsigned char)c) || (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-int wm_parse_auth_header(const struct wm_setting *s, const char *v, char *err, size_t n)
+static int parse_auth_header(const struct wm_setting *s, const char *v, char *err, size_t n)
 {
     struct wm_auth_header *h = s->target;
 
@@ -451,6 +499,16 @@ int wm_parse_auth_header(const struct wm_setting *s, const char *v, char *err, s
     return 0;
 }
 
+static void free_auth_header(void *target)
+{
+    struct wm_auth_header *h = target;
+    replace_str(&h->name, NULL);
+    replace_str(&h->prefix, NULL);
+    replace_str(&h->suffix, NULL);
+}
+
+const struct wm_value_type wm_value_auth_header = {parse_auth_header, free_auth_header, false};
+
 char *wm_auth_header_value(const struct wm_auth_header *h, const char *token)
 {
     struct wm_buf b = WM_BUF_INIT;
@@ -462,28 +520,9 @@ char *wm_auth_header_value(const struct wm_auth_header *h, const char *token)
 
 void wm_config_free(const struct wm_setting *settings, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        const struct wm_setting *s = &settings[i];
-        if (!s->target)
-            continue;
-        if (s->parse == wm_parse_string || s->parse == wm_parse_http_url) {
-            replace_str((char **)s->target, NULL);
-        } else if (s->parse == wm_parse_redis_url) {
-            struct wm_redis_url *r = s->target;
-            replace_str(&r->host, NULL);
-            replace_str(&r->password, NULL);
-        } else if (s->parse == wm_parse_listen) {
-            struct wm_listen *l = s->target;
-            replace_str(&l->host, NULL);
-        } else if (s->parse == wm_parse_endpoints) {
-            endpoints_clear(s->target);
-        } else if (s->parse == wm_parse_auth_header) {
-            struct wm_auth_header *h = s->target;
-            replace_str(&h->name, NULL);
-            replace_str(&h->prefix, NULL);
-            replace_str(&h->suffix, NULL);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (settings[i].target && settings[i].type->free)
+            settings[i].type->free(settings[i].target);
 }
 
 static void print_help(const char *prog, const char *summary, const struct wm_setting *settings,
@@ -495,8 +534,7 @@ static void print_help(const char *prog, const char *summary, const struct wm_se
     printf("\nEvery option can also be set with its environment variable; options win.\n\n");
     for (size_t i = 0; i < n; i++) {
         const struct wm_setting *s = &settings[i];
-        bool is_bool = s->parse == wm_parse_bool;
-        printf("  --%s%s\n", s->name, is_bool ? "[=BOOL]" : "=VALUE");
+        printf("  --%s%s\n", s->name, s->type->flag ? "[=BOOL]" : "=VALUE");
         printf("      %s\n", s->help ? s->help : "");
         printf("      env %s, default: %s\n", s->env ? s->env : "(none)",
                s->def ? (*s->def ? s->def : "\"\"") : "(none)");
@@ -516,7 +554,7 @@ static void report(const char *prog, const struct wm_setting *s, const char *rea
 static int apply(const char *prog, const struct wm_setting *s, const char *value)
 {
     char err[256] = "";
-    if (s->parse(s, value, err, sizeof err) != 0) {
+    if (s->type->parse(s, value, err, sizeof err) != 0) {
         report(prog, s, err[0] ? err : "invalid value");
         return -EINVAL;
     }
@@ -532,42 +570,43 @@ static const struct wm_setting *find(const struct wm_setting *settings, size_t n
     return NULL;
 }
 
-int wm_config_parse(const char *prog, const char *summary, const struct wm_setting *settings,
-                    size_t n, int argc, char **argv, int *first_positional)
-{
-    /* argv is scanned first without applying anything, so --help and --version work
-     * even when the environment holds a bad value; options are applied last. */
-    struct given { const struct wm_setting *s; const char *value; } *opts = NULL;
-    size_t n_opts = 0;
-    int pos = argc;
-    int rc = WM_CONFIG_ERROR;
+/* One option given on the command line, kept until every option has been scanned. */
+struct given {
+    const struct wm_setting *s;
+    const char *value;
+};
 
-    if (first_positional)
-        *first_positional = argc;
-    opts = wm_calloc((size_t)(argc > 0 ? argc : 1), sizeof *opts);
+/* Scans argv[1..] without applying anything, so --help and --version work even when
+ * the environment holds a bad value. Fills opts (one per option) and *pos (the first
+ * positional argument, or argc). Returns WM_CONFIG_OK, WM_CONFIG_EXIT after --help or
+ * --version, or WM_CONFIG_ERROR (reported). */
+static int scan_argv(const char *prog, const char *summary, const struct wm_setting *settings,
+                     size_t n, int argc, char **argv, struct given *opts, size_t *n_opts,
+                     int *pos)
+{
+    *n_opts = 0;
+    *pos = argc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
-            pos = i + 1;
-            break;
+            *pos = i + 1;
+            return WM_CONFIG_OK;
         }
         if (a[0] != '-' || strcmp(a, "-") == 0) {
-            pos = i;
-            break;
+            *pos = i;
+            return WM_CONFIG_OK;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             print_help(prog, summary, settings, n);
-            rc = WM_CONFIG_EXIT;
-            goto cleanup;
+            return WM_CONFIG_EXIT;
         }
         if (strcmp(a, "--version") == 0) {
             printf("%s %s\n", prog, WM_VERSION);
-            rc = WM_CONFIG_EXIT;
-            goto cleanup;
+            return WM_CONFIG_EXIT;
         }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "%s: unknown option %s (see --help)\n", prog, a);
-            goto cleanup;
+            return WM_CONFIG_ERROR;
         }
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
@@ -577,48 +616,99 @@ int wm_config_parse(const char *prog, const char *summary, const struct wm_setti
         if (!s && !eq && nlen > 3 && strncmp(name, "no-", 3) == 0) {
             /* --no-flag for a bool */
             s = find(settings, n, name + 3, nlen - 3);
-            if (s && s->parse == wm_parse_bool)
+            if (s && s->type->flag)
                 value = "0";
             else
                 s = NULL;
         }
         if (!s) {
             fprintf(stderr, "%s: unknown option --%.*s (see --help)\n", prog, (int)nlen, name);
-            goto cleanup;
+            return WM_CONFIG_ERROR;
         }
         if (!value) {
-            if (s->parse == wm_parse_bool) {
+            if (s->type->flag) {
                 value = "1";
             } else if (i + 1 < argc) {
                 value = argv[++i];
             } else {
                 report(prog, s, "needs a value");
-                goto cleanup;
+                return WM_CONFIG_ERROR;
             }
         }
-        opts[n_opts].s = s;
-        opts[n_opts++].value = value;
+        opts[*n_opts].s = s;
+        opts[(*n_opts)++].value = value;
     }
-    if (pos < argc && !first_positional) {
-        fprintf(stderr, "%s: unexpected argument %s (see --help)\n", prog, argv[pos]);
-        goto cleanup;
-    }
+    return WM_CONFIG_OK;
+}
+
+/* Applies the defaults, then the environment, then the scanned options (which win).
+ * Returns 0, or -EINVAL after reporting the first bad value. */
+static int apply_all(const char *prog, const struct wm_setting *settings, size_t n,
+                     const struct given *opts, size_t n_opts)
+{
     for (size_t i = 0; i < n; i++)
         if (settings[i].def && apply(prog, &settings[i], settings[i].def) != 0)
-            goto cleanup;
+            return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         /* An empty variable counts as unset: compose files often write "VAR=". */
         const char *e = settings[i].env ? getenv(settings[i].env) : NULL;
         if (e && *e && apply(prog, &settings[i], e) != 0)
-            goto cleanup;
+            return -EINVAL;
     }
     for (size_t i = 0; i < n_opts; i++)
         if (apply(prog, opts[i].s, opts[i].value) != 0)
-            goto cleanup;
+            return -EINVAL;
+    return 0;
+}
+
+int wm_config_parse(const char *prog, const char *summary, const struct wm_setting *settings,
+                    size_t n, int argc, char **argv, int *first_positional)
+{
+    struct given *opts = wm_calloc((size_t)(argc > 0 ? argc : 1), sizeof *opts);
+    size_t n_opts = 0;
+    int pos = argc;
+    int rc;
+
+    if (first_positional)
+        *first_positional = argc;
+    rc = scan_argv(prog, summary, settings, n, argc, argv, opts, &n_opts, &pos);
+    if (rc != WM_CONFIG_OK)
+        goto cleanup;
+    rc = WM_CONFIG_ERROR;
+    if (pos < argc && !first_positional) {
+        fprintf(stderr, "%s: unexpected argument %s (see --help)\n", prog, argv[pos]);
+        goto cleanup;
+    }
+    if (apply_all(prog, settings, n, opts, n_opts) != 0)
+        goto cleanup;
     if (first_positional)
         *first_positional = pos;
     rc = WM_CONFIG_OK;
 cleanup:
     free(opts);
     return rc;
+}
+
+int wm_config_main(const char *prog, const char *summary, const struct wm_setting *settings,
+                   size_t n, int argc, char **argv)
+{
+    switch (wm_config_parse(prog, summary, settings, n, argc, argv, NULL)) {
+    case WM_CONFIG_OK:
+        return -1;
+    case WM_CONFIG_EXIT:
+        return 0;
+    default:
+        return 2;
+    }
+}
+
+int wm_config_refuse(const char *prog, const struct wm_setting *settings, size_t n,
+                     const char *name, const char *why)
+{
+    const struct wm_setting *s = find(settings, n, name, strlen(name));
+    if (s)
+        report(prog, s, why);
+    else
+        fprintf(stderr, "%s: %s\n", prog, why);
+    return 2;
 }

@@ -15,4 +15,8 @@ struct wm_signal_saved {
 void wm_signal_on_stop(void (*handler)(int), struct wm_signal_saved *saved);
 void wm_signal_restore(const struct wm_signal_saved *saved);
 
+/* For a daemon's main(): installs a SIGINT/SIGTERM handler that only sets the returned
+ * flag (the one per process), and ignores SIGPIPE. Pass the flag to the engine's run. */
+volatile sig_atomic_t *wm_signal_stop_flag(void);
+
 #endif

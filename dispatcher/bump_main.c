@@ -77,17 +77,16 @@ int main(int argc, char **argv)
 
     const struct wm_setting settings[] = {
         {"redis-url", "WAYMARK_REDIS_URL", "redis://127.0.0.1:6379",
-         "Redis to PUBLISH to: redis://[:password@]host[:port][/db]", wm_parse_redis_url,
+         "Redis to PUBLISH to: redis://[:password@]host[:port][/db]", &wm_value_redis_url,
          &redis, 0, 0},
         {"redis-channel", "WAYMARK_REDIS_CHANNEL", "waymark",
-         "channel the dispatcher SUBSCRIBEs to", wm_parse_string, &channel, 0, 0},
+         "channel the dispatcher SUBSCRIBEs to", &wm_value_string, &channel, 0, 0},
         {"prefix", NULL, "0",
          "bump every topic that starts with PATH (sends {\"path\":...,\"match\":\"prefix\"})",
-         wm_parse_bool, &prefix, 0, 0},
-        {"max-path", "WAYMARK_MAX_PATH", "2048", "longest path accepted, in bytes",
-         wm_parse_int, &max_path, 16, 65536},
+         &wm_value_bool, &prefix, 0, 0},
+        WM_SETTING_MAX_PATH("longest path accepted, in bytes", &max_path),
         {"timeout-ms", "WAYMARK_BUMP_TIMEOUT_MS", "3000",
-         "Redis connect and command timeout, in milliseconds", wm_parse_int, &timeout_ms,
+         "Redis connect and command timeout, in milliseconds", &wm_value_int, &timeout_ms,
          100, 600000},
     };
     const size_t n_settings = sizeof settings / sizeof settings[0];

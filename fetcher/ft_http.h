@@ -26,7 +26,7 @@ const char *ft_fail_name(enum ft_fail f);   /* "none", "connect", "timeout", ...
 
 /* True when url is backend itself or starts with backend + "/" and the rest is a clean
  * path (wm_path_check: no dot segments, no "//", printable ASCII). backend has no
- * trailing '/' (wm_parse_http_url strips it). On false *why says what is wrong. */
+ * trailing '/' (wm_value_http_url strips it). On false *why says what is wrong. */
 bool ft_http_url_allowed(const char *backend, const char *url, const char **why);
 
 /* Response headers as the RESULT carries them: names lowercased, repeated names joined

@@ -32,15 +32,15 @@ static struct cfg C;
 
 #define N_SETTINGS 9
 static const struct wm_setting S[N_SETTINGS] = {
-    {"backend-url", "WMTEST_BACKEND_URL", "http://127.0.0.1:8080", "origin", wm_parse_http_url, &C.backend, 0, 0},
-    {"realm", "WMTEST_REALM", "waymark", "WAMP realm", wm_parse_string, &C.realm, 0, 0},
-    {"redis-url", "WMTEST_REDIS_URL", "redis://127.0.0.1:6379", "redis", wm_parse_redis_url, &C.redis, 0, 0},
-    {"listen", "WMTEST_LISTEN", "127.0.0.1:8800", "ws listen", wm_parse_listen, &C.listen, 0, 0},
-    {"fetch-endpoint", "WMTEST_FETCH_ENDPOINT", "tcp://127.0.0.1:5556", "zmq", wm_parse_endpoints, &C.eps, 0, 0},
-    {"auth-header", "WMTEST_AUTH_HEADER", "Authorization: Bearer {token}", "auth", wm_parse_auth_header, &C.auth, 0, 0},
-    {"limit", "WMTEST_LIMIT", "10", "a limit", wm_parse_int, &C.limit, 1, 100},
-    {"allow-anonymous", "WMTEST_ALLOW_ANONYMOUS", "0", "anon", wm_parse_bool, &C.anon, 0, 0},
-    {"log-level", "WMTEST_LOG_LEVEL", "info", "level", wm_parse_log_level, &C.level, 0, 0},
+    {"backend-url", "WMTEST_BACKEND_URL", "http://127.0.0.1:8080", "origin", &wm_value_http_url, &C.backend, 0, 0},
+    {"realm", "WMTEST_REALM", "waymark", "WAMP realm", &wm_value_string, &C.realm, 0, 0},
+    {"redis-url", "WMTEST_REDIS_URL", "redis://127.0.0.1:6379", "redis", &wm_value_redis_url, &C.redis, 0, 0},
+    {"listen", "WMTEST_LISTEN", "127.0.0.1:8800", "ws listen", &wm_value_listen, &C.listen, 0, 0},
+    {"fetch-endpoint", "WMTEST_FETCH_ENDPOINT", "tcp://127.0.0.1:5556", "zmq", &wm_value_endpoints, &C.eps, 0, 0},
+    {"auth-header", "WMTEST_AUTH_HEADER", "Authorization: Bearer {token}", "auth", &wm_value_auth_header, &C.auth, 0, 0},
+    {"limit", "WMTEST_LIMIT", "10", "a limit", &wm_value_int, &C.limit, 1, 100},
+    {"allow-anonymous", "WMTEST_ALLOW_ANONYMOUS", "0", "anon", &wm_value_bool, &C.anon, 0, 0},
+    {"log-level", "WMTEST_LOG_LEVEL", "info", "level", &wm_value_log_level, &C.level, 0, 0},
 };
 
 /* Runs wm_config_parse with argv given as a NULL-terminated list, capturing stdout and
@@ -210,12 +210,12 @@ static void test_help_version(void **state)
     assert_string_equal(out_text, "prog " WM_VERSION "\n");
 }
 
-/* Direct parser checks. */
-static int p(wm_setting_parse_fn fn, void *target, const char *v)
+/* Direct value type checks. */
+static int p(const struct wm_value_type *type, void *target, const char *v)
 {
-    struct wm_setting s = {"x", "X", NULL, "", fn, target, 1, 65535};
+    struct wm_setting s = {"x", "X", NULL, "", type, target, 1, 65535};
     char err[128] = "";
-    int rc = fn(&s, v, err, sizeof err);
+    int rc = type->parse(&s, v, err, sizeof err);
     if (rc)
         assert_true(err[0] != '\0');
     return rc;
@@ -224,11 +224,11 @@ static int p(wm_setting_parse_fn fn, void *target, const char *v)
 static void test_http_url(void **state)
 {
     char *u = NULL;
-    assert_int_equal(p(wm_parse_http_url, &u, "http://example.com"), 0);
+    assert_int_equal(p(&wm_value_http_url, &u, "http://example.com"), 0);
     assert_string_equal(u, "http://example.com");
-    assert_int_equal(p(wm_parse_http_url, &u, "HTTPS://api.example.com:8443/v1/"), 0);
+    assert_int_equal(p(&wm_value_http_url, &u, "HTTPS://api.example.com:8443/v1/"), 0);
     assert_string_equal(u, "https://api.example.com:8443/v1");
-    assert_int_equal(p(wm_parse_http_url, &u, "http://[::1]:8080/"), 0);
+    assert_int_equal(p(&wm_value_http_url, &u, "http://[::1]:8080/"), 0);
     assert_string_equal(u, "http://[::1]:8080");
     static const char *const bad[] = {
         "", "ftp://x", "http://", "http:///x", "http://x:0", "http://x:65536", "http://x:abc",
@@ -237,7 +237,7 @@ static void test_http_url(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         print_message("bad url #%zu\n", i);
-        assert_int_equal(p(wm_parse_http_url, &u, bad[i]), -EINVAL);
+        assert_int_equal(p(&wm_value_http_url, &u, bad[i]), -EINVAL);
     }
     assert_string_equal(u, "http://[::1]:8080");   /* unchanged by failures */
     free(u);
@@ -246,17 +246,17 @@ static void test_http_url(void **state)
 static void test_redis_url(void **state)
 {
     struct wm_redis_url r = {0};
-    assert_int_equal(p(wm_parse_redis_url, &r, "redis://localhost"), 0);
+    assert_int_equal(p(&wm_value_redis_url, &r, "redis://localhost"), 0);
     assert_string_equal(r.host, "localhost");
     assert_int_equal(r.port, 6379);
     assert_int_equal(r.db, 0);
     assert_null(r.password);
-    assert_int_equal(p(wm_parse_redis_url, &r, "redis://:s%40cret@10.0.0.1:6380/3"), 0);
+    assert_int_equal(p(&wm_value_redis_url, &r, "redis://:s%40cret@10.0.0.1:6380/3"), 0);
     assert_string_equal(r.host, "10.0.0.1");
     assert_int_equal(r.port, 6380);
     assert_int_equal(r.db, 3);
     assert_string_equal(r.password, "s@cret");
-    assert_int_equal(p(wm_parse_redis_url, &r, "redis://default:pw@[::1]/"), 0);
+    assert_int_equal(p(&wm_value_redis_url, &r, "redis://default:pw@[::1]/"), 0);
     assert_string_equal(r.host, "::1");
     assert_string_equal(r.password, "pw");
     static const char *const bad[] = {
@@ -265,7 +265,7 @@ static void test_redis_url(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         print_message("bad redis #%zu\n", i);
-        assert_int_equal(p(wm_parse_redis_url, &r, bad[i]), -EINVAL);
+        assert_int_equal(p(&wm_value_redis_url, &r, bad[i]), -EINVAL);
     }
     free(r.host);
     free(r.password);
@@ -274,24 +274,24 @@ static void test_redis_url(void **state)
 static void test_listen(void **state)
 {
     struct wm_listen l = {0};
-    assert_int_equal(p(wm_parse_listen, &l, "0.0.0.0:9100"), 0);
+    assert_int_equal(p(&wm_value_listen, &l, "0.0.0.0:9100"), 0);
     assert_true(l.enabled);
     assert_string_equal(l.host, "0.0.0.0");
     assert_int_equal(l.port, 9100);
-    assert_int_equal(p(wm_parse_listen, &l, ":9101"), 0);
+    assert_int_equal(p(&wm_value_listen, &l, ":9101"), 0);
     assert_string_equal(l.host, "127.0.0.1");
     assert_int_equal(l.port, 9101);
-    assert_int_equal(p(wm_parse_listen, &l, "9102"), 0);
+    assert_int_equal(p(&wm_value_listen, &l, "9102"), 0);
     assert_string_equal(l.host, "127.0.0.1");
     assert_int_equal(l.port, 9102);
-    assert_int_equal(p(wm_parse_listen, &l, "[::1]:80"), 0);
+    assert_int_equal(p(&wm_value_listen, &l, "[::1]:80"), 0);
     assert_string_equal(l.host, "::1");
-    assert_int_equal(p(wm_parse_listen, &l, "0"), 0);
+    assert_int_equal(p(&wm_value_listen, &l, "0"), 0);
     assert_false(l.enabled);
     static const char *const bad[] = {"", "host", "host:", ":0", "65536", "a:b", "x y:1", ":"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         print_message("bad listen #%zu\n", i);
-        assert_int_equal(p(wm_parse_listen, &l, bad[i]), -EINVAL);
+        assert_int_equal(p(&wm_value_listen, &l, bad[i]), -EINVAL);
     }
     free(l.host);
 }
@@ -299,13 +299,13 @@ static void test_listen(void **state)
 static void test_endpoints(void **state)
 {
     struct wm_endpoints e = {0};
-    assert_int_equal(p(wm_parse_endpoints, &e, "tcp://a:1, tcp://[::1]:2,ipc:///tmp/x,inproc://y"), 0);
+    assert_int_equal(p(&wm_value_endpoints, &e, "tcp://a:1, tcp://[::1]:2,ipc:///tmp/x,inproc://y"), 0);
     assert_int_equal(e.n, 4);
     assert_string_equal(e.list[0], "tcp://a:1");
     assert_string_equal(e.list[1], "tcp://[::1]:2");
     assert_string_equal(e.list[2], "ipc:///tmp/x");
     assert_string_equal(e.list[3], "inproc://y");
-    assert_int_equal(p(wm_parse_endpoints, &e, "tcp://*:5555"), 0);
+    assert_int_equal(p(&wm_value_endpoints, &e, "tcp://*:5555"), 0);
     assert_int_equal(e.n, 1);
     static const char *const bad[] = {
         "", "tcp://a", "tcp://a:0", "udp://a:1", "tcp://a:1,,tcp://b:2", "tcp://a:1,",
@@ -313,10 +313,10 @@ static void test_endpoints(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         print_message("bad endpoints #%zu\n", i);
-        assert_int_equal(p(wm_parse_endpoints, &e, bad[i]), -EINVAL);
+        assert_int_equal(p(&wm_value_endpoints, &e, bad[i]), -EINVAL);
     }
     assert_int_equal(e.n, 1);
-    struct wm_setting s = {"x", "X", NULL, "", wm_parse_endpoints, &e, 0, 0};
+    struct wm_setting s = {"x", "X", NULL, "", &wm_value_endpoints, &e, 0, 0};
     wm_config_free(&s, 1);
     assert_int_equal(e.n, 0);
     assert_null(e.list);
@@ -325,12 +325,12 @@ static void test_endpoints(void **state)
 static void test_auth_header(void **state)
 {
     struct wm_auth_header h = {0};
-    assert_int_equal(p(wm_parse_auth_header, &h, "Authorization: Bearer {token}"), 0);
+    assert_int_equal(p(&wm_value_auth_header, &h, "Authorization: Bearer {token}"), 0);
     char *v = wm_auth_header_value(&h, "abc");
     assert_string_equal(h.name, "Authorization");
     assert_string_equal(v, "Bearer abc");
     free(v);
-    assert_int_equal(p(wm_parse_auth_header, &h, "Cookie: PHPSESSID={token}; lang=en"), 0);
+    assert_int_equal(p(&wm_value_auth_header, &h, "Cookie: PHPSESSID={token}; lang=en"), 0);
     assert_string_equal(h.name, "Cookie");
     assert_string_equal(h.prefix, "PHPSESSID=");
     assert_string_equal(h.suffix, "; lang=en");
@@ -343,9 +343,9 @@ static void test_auth_header(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         print_message("bad auth #%zu\n", i);
-        assert_int_equal(p(wm_parse_auth_header, &h, bad[i]), -EINVAL);
+        assert_int_equal(p(&wm_value_auth_header, &h, bad[i]), -EINVAL);
     }
-    struct wm_setting s = {"x", "X", NULL, "", wm_parse_auth_header, &h, 0, 0};
+    struct wm_setting s = {"x", "X", NULL, "", &wm_value_auth_header, &h, 0, 0};
     wm_config_free(&s, 1);
     assert_null(h.name);
 }
@@ -355,23 +355,23 @@ static void test_int_bool_level(void **state)
     int64_t i = 0;
     bool b = false;
     enum wm_log_level l = WM_LOG_INFO;
-    assert_int_equal(p(wm_parse_int, &i, "65535"), 0);
+    assert_int_equal(p(&wm_value_int, &i, "65535"), 0);
     assert_int_equal(i, 65535);
-    assert_int_equal(p(wm_parse_int, &i, "-1"), -EINVAL);
-    assert_int_equal(p(wm_parse_int, &i, " 5"), -EINVAL);
-    assert_int_equal(p(wm_parse_int, &i, "99999999999999999999"), -EINVAL);
-    assert_int_equal(p(wm_parse_bool, &b, "ON"), 0);
+    assert_int_equal(p(&wm_value_int, &i, "-1"), -EINVAL);
+    assert_int_equal(p(&wm_value_int, &i, " 5"), -EINVAL);
+    assert_int_equal(p(&wm_value_int, &i, "99999999999999999999"), -EINVAL);
+    assert_int_equal(p(&wm_value_bool, &b, "ON"), 0);
     assert_true(b);
-    assert_int_equal(p(wm_parse_bool, &b, "false"), 0);
+    assert_int_equal(p(&wm_value_bool, &b, "false"), 0);
     assert_false(b);
-    assert_int_equal(p(wm_parse_bool, &b, "2"), -EINVAL);
-    assert_int_equal(p(wm_parse_log_level, &l, "error"), 0);
+    assert_int_equal(p(&wm_value_bool, &b, "2"), -EINVAL);
+    assert_int_equal(p(&wm_value_log_level, &l, "error"), 0);
     assert_int_equal(l, WM_LOG_ERROR);
-    assert_int_equal(p(wm_parse_log_level, &l, "loud"), -EINVAL);
+    assert_int_equal(p(&wm_value_log_level, &l, "loud"), -EINVAL);
     char *s = NULL;
-    assert_int_equal(p(wm_parse_string, &s, ""), -EINVAL);
-    assert_int_equal(p(wm_parse_string, &s, "a"), 0);
-    assert_int_equal(p(wm_parse_string, &s, "b"), 0);   /* replaces without leaking */
+    assert_int_equal(p(&wm_value_string, &s, ""), -EINVAL);
+    assert_int_equal(p(&wm_value_string, &s, "a"), 0);
+    assert_int_equal(p(&wm_value_string, &s, "b"), 0);   /* replaces without leaking */
     assert_string_equal(s, "b");
     free(s);
 }
