@@ -74,11 +74,8 @@ static void on_done(void *ud, size_t tag, const struct wm_msg *result,
                  ft_fail_name(o->fail));
     /* The link may have been reopened since: its new socket still reaches the gateway
      * at that endpoint, which drops (and counts) a job id it no longer knows. */
-    if (!l || ft_link_send(l, &r) != 0) {
+    if (!l || ft_link_send_result(l, &r) != 0)
         e->st.results_dropped++;
-        return;
-    }
-    l->credit++;
 }
 
 /* A gateway whose view of our credit ran out while slots are free (several gateways
@@ -90,7 +87,7 @@ static void refill_credit(struct ft_engine *e, int64_t now)
     if (!slots)
         return;
     for (size_t i = 0; i < e->n_links; i++)
-        if (e->links[i]->credit <= 0 && ft_link_alive(e->links[i], now))
+        if (ft_link_needs_credit(e->links[i], now))
             ft_link_send_ready(e->links[i], slots);
 }
 
@@ -120,7 +117,8 @@ static void drop_over_capacity(struct ft_engine *e, const struct ft_link *l,
     if (wm_ratelimit_allow(&e->over_rl, now, WM_RATELIMIT_LOG_MS, &suppressed))
         wm_warn("gateway sent a job beyond the fetcher's capacity, dropped",
                 "endpoint=%s job=%llu in_flight=%zu cap=%llu suppressed=%llu",
-                wm_log_value(ep, sizeof ep, l->endpoint), (unsigned long long)job->u.job.id,
+                wm_log_value(ep, sizeof ep, ft_link_endpoint(l)),
+                (unsigned long long)job->u.job.id,
                 ft_http_in_flight(e->http),
                 (unsigned long long)capacity_cap(e),
                 (unsigned long long)suppressed);
@@ -251,9 +249,10 @@ static void render(struct wm_buf *out, void *ud)
     for (int i = 1; i < FT_FAIL_COUNT; i++)
         reasons[i - 1] = ft_fail_name((enum ft_fail)i);
     for (size_t i = 0; i < e->n_links; i++) {
-        bad += e->links[i]->bad_messages;
-        reopens += e->links[i]->reopens;
-        drops += e->links[i]->send_drops;
+        const struct ft_link_stats *st = ft_link_stats(e->links[i]);
+        bad += st->bad_messages;
+        reopens += st->reopens;
+        drops += st->send_drops;
     }
     wm_metric_counter(out, "waymark_fetcher_jobs_received_total", "JOBs received",
                       e->st.jobs_received);

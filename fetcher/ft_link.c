@@ -7,10 +7,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wm_backoff.h"
+#include "wm_buf.h"
+#include "wm_log.h"
 #include "wm_proto.h"
 #include "wm_zmq.h"
 
 #define LIVENESS_MS ((int64_t)WM_HEARTBEAT_MS * WM_HEARTBEAT_LIVENESS)
+
+struct ft_link {
+    char *endpoint;             /* owned */
+    void *zctx;                 /* borrowed */
+    void *sock;                 /* owned DEALER; NULL while waiting to reopen */
+    uint64_t self;              /* this fetcher's instance id */
+    uint64_t gw_instance;       /* gateway instance heard on this socket; 0 = none yet */
+    int64_t opened_ms;          /* when sock was opened */
+    int64_t last_heard_ms;      /* last valid message from the gateway; 0 = none */
+    int64_t next_hb_ms;         /* next HEARTBEAT due */
+    int64_t reopen_ms;          /* when to open again (sock == NULL) */
+    int64_t credit;             /* what the gateway believes we have: READY - JOBs + RESULTs */
+    struct wm_backoff backoff;
+    struct wm_buf enc;          /* encode buffer, reused */
+    struct ft_link_stats st;
+    struct wm_ratelimit rl;
+};
 
 struct ft_link *ft_link_new(void *zctx, const char *endpoint, uint64_t self)
 {
@@ -51,7 +71,7 @@ int ft_link_send(struct ft_link *l, struct wm_msg *m)
     int rc;
 
     if (!l->sock) {
-        l->send_drops++;
+        l->st.send_drops++;
         return -ENOTCONN;
     }
     m->instance = l->self;
@@ -60,7 +80,7 @@ int ft_link_send(struct ft_link *l, struct wm_msg *m)
     if (rc == 0)
         rc = wm_zmq_send(l->sock, NULL, 0, l->enc.data, l->enc.len);
     if (rc != 0)
-        l->send_drops++;
+        l->st.send_drops++;
     return rc;
 }
 
@@ -138,7 +158,7 @@ int64_t ft_link_tick(struct ft_link *l, int64_t now, uint32_t credits)
             wm_debug("gateway not answering, reconnecting", "endpoint=%s retry_ms=%u",
                      wm_log_value(ep, sizeof ep, l->endpoint), delay);
         link_close(l);
-        l->reopens++;
+        l->st.reopens++;
         l->reopen_ms = now + delay;
         return l->reopen_ms;
     }
@@ -157,7 +177,7 @@ static void bad_message(struct ft_link *l, int64_t now, const char *why)
     uint64_t suppressed = 0;
     char ep[256];
 
-    l->bad_messages++;
+    l->st.bad_messages++;
     if (wm_ratelimit_allow(&l->rl, now, WM_RATELIMIT_LOG_MS, &suppressed))
         wm_warn("bad message from gateway", "endpoint=%s why=\"%s\" suppressed=%llu",
                 wm_log_value(ep, sizeof ep, l->endpoint), why,
@@ -209,7 +229,7 @@ int ft_link_recv(struct ft_link *l, int64_t now, uint32_t credits, struct wm_msg
             wm_warn("gateway socket failed, reopening", "endpoint=%s error=\"%s\"",
                     wm_log_value(ep, sizeof ep, l->endpoint), zmq_strerror(-rc));
             link_close(l);
-            l->reopens++;
+            l->st.reopens++;
             l->reopen_ms = now + wm_backoff_next(&l->backoff);
             return 0;
         }
@@ -244,6 +264,22 @@ int ft_link_recv(struct ft_link *l, int64_t now, uint32_t credits, struct wm_msg
     }
     return 0;
 }
+
+int ft_link_send_result(struct ft_link *l, struct wm_msg *result)
+{
+    int rc = ft_link_send(l, result);
+    if (rc == 0)
+        l->credit++;
+    return rc;
+}
+
+bool ft_link_needs_credit(const struct ft_link *l, int64_t now)
+{
+    return l->credit <= 0 && ft_link_alive(l, now);
+}
+
+const char *ft_link_endpoint(const struct ft_link *l) { return l->endpoint; }
+const struct ft_link_stats *ft_link_stats(const struct ft_link *l) { return &l->st; }
 
 bool ft_link_alive(const struct ft_link *l, int64_t now)
 {

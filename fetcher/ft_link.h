@@ -8,29 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wm_backoff.h"
-#include "wm_buf.h"
-#include "wm_log.h"
 #include "wm_msg.h"
 
-struct ft_link {
-    char *endpoint;             /* owned */
-    void *zctx;                 /* borrowed */
-    void *sock;                 /* owned DEALER; NULL while waiting to reopen */
-    uint64_t self;              /* this fetcher's instance id */
-    uint64_t gw_instance;       /* gateway instance heard on this socket; 0 = none yet */
-    int64_t opened_ms;          /* when sock was opened */
-    int64_t last_heard_ms;      /* last valid message from the gateway; 0 = none */
-    int64_t next_hb_ms;         /* next HEARTBEAT due */
-    int64_t reopen_ms;          /* when to open again (sock == NULL) */
-    int64_t credit;             /* what the gateway believes we have: READY - JOBs + RESULTs */
-    struct wm_backoff backoff;
-    struct wm_buf enc;          /* encode buffer, reused */
+/* What a link counts, for the fetcher's metrics. */
+struct ft_link_stats {
     uint64_t bad_messages;      /* undecodable or unexpected messages dropped */
     uint64_t send_drops;        /* messages that could not be queued (HWM, no socket) */
     uint64_t reopens;           /* sockets replaced because the gateway fell silent */
-    struct wm_ratelimit rl;
 };
+
+struct ft_link;   /* opaque */
 
 /* Makes a link; no socket yet (ft_link_tick opens it when due, i.e. at once). zctx and
  * endpoint are borrowed (endpoint is copied). Never fails (allocation aborts). */
@@ -55,11 +42,20 @@ int ft_link_recv(struct ft_link *l, int64_t now_ms, uint32_t credits, struct wm_
 int ft_link_send(struct ft_link *l, struct wm_msg *m);
 /* Sends READY{credits} and makes it the gateway's view of our credit. */
 int ft_link_send_ready(struct ft_link *l, uint32_t credits);
+/* Sends a RESULT (as ft_link_send); once sent, its slot is credit the gateway sees. */
+int ft_link_send_result(struct ft_link *l, struct wm_msg *result);
+
+/* True when the gateway is alive but believes we have no credit left: several gateways
+ * share the slots, so it must be told again when slots are free (ft_link_send_ready). */
+bool ft_link_needs_credit(const struct ft_link *l, int64_t now_ms);
 
 /* True when the gateway was heard within the liveness window. */
 bool ft_link_alive(const struct ft_link *l, int64_t now_ms);
 /* The socket's ZMQ_FD for polling, or -1 without a socket. */
 int ft_link_fd(const struct ft_link *l);
+/* The endpoint, as configured. */
+const char *ft_link_endpoint(const struct ft_link *l);
+const struct ft_link_stats *ft_link_stats(const struct ft_link *l);
 /* Linger for the final close (shutdown lets queued RESULTs leave). */
 void ft_link_set_linger(struct ft_link *l, int ms);
 
