@@ -109,7 +109,7 @@ void gw_bumps_on_message(struct gw_bumps *b, const struct wm_msg *msg, int64_t n
         HASH_ADD(hh, b->peers, instance, sizeof d->instance, d);
         refresh = true;
         why = "new dispatcher";
-        wm_info("dispatcher joined", "instance=%llx seq=%llu",
+        wm_info("dispatcher joined", "instance=%llu seq=%llu",
                 (unsigned long long)d->instance, (unsigned long long)seq);
     } else {
         uint64_t want = msg->type == WM_MSG_HEARTBEAT ? d->last_seq : d->last_seq + 1;
@@ -119,7 +119,7 @@ void gw_bumps_on_message(struct gw_bumps *b, const struct wm_msg *msg, int64_t n
             refresh = true;
             why = "sequence gap";
             if (wm_ratelimit_allow(&b->rl_gap, now_ms, WM_RATELIMIT_LOG_MS, &skipped))
-                wm_warn("bump sequence gap", "instance=%llx expected=%llu got=%llu suppressed=%llu",
+                wm_warn("bump sequence gap", "instance=%llu expected=%llu got=%llu suppressed=%llu",
                         (unsigned long long)d->instance, (unsigned long long)want,
                         (unsigned long long)seq, (unsigned long long)skipped);
         }

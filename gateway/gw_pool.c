@@ -176,7 +176,7 @@ static void fetcher_lost(struct gw_pool *p, struct gw_fetcher *f, const char *wh
     }
     requeue_front(p, requeue);
     p->stats->fetchers_lost++;
-    wm_warn("fetcher lost", "reason=\"%s\" jobs=%zu instance=%llx", why, n,
+    wm_warn("fetcher lost", "reason=\"%s\" jobs=%zu instance=%llu", why, n,
             (unsigned long long)f->instance);
     fetcher_free(p, f);
 }
@@ -314,7 +314,7 @@ static struct gw_fetcher *fetcher_touch(struct gw_pool *p, const void *id, size_
         f->registered_ms = now;
         HASH_ADD_KEYPTR(hh, p->fetchers, f->id, f->idlen, f);
         p->stats->fetchers = fetcher_count(p);
-        wm_info("fetcher joined", "instance=%llx", (unsigned long long)instance);
+        wm_info("fetcher joined", "instance=%llu", (unsigned long long)instance);
         /* Our instance in a HEARTBEAT is what makes a fetcher that does not know us
          * send READY: do not wait for the next tick. */
         if (send_heartbeat(p, f) < 0) {

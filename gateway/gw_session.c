@@ -42,9 +42,8 @@ struct gw_session {
     size_t n_held;
 };
 
-/* Bad client input is logged once a minute per kind, process-wide. */
-static struct wm_ratelimit rl_violation, rl_slow;
-
+/* Bad client input is logged once a minute per kind, process-wide: the limiters live
+ * in the shared gw_stats beside the counters they go with. */
 static void log_limited(struct wm_ratelimit *rl, const char *msg, const struct gw_session *s,
                         const char *reason)
 {
@@ -136,7 +135,8 @@ static void queue_msg(struct gw_session *s, json_t *msg, bool final)
     if (!final && gw_outq_controls(s->q) >= GW_SESSION_MAX_CONTROL) {
         s->env->stats->protocol_violations++;
         s->env->stats->sessions_aborted++;
-        log_limited(&rl_violation, "protocol violation", s, "too many unread replies");
+        log_limited(&s->env->stats->log_violation, "protocol violation", s,
+                    "too many unread replies");
         json_decref(msg);
         msg = json_pack("[i{ss}s]", WAMP_ABORT, "message", "too many unread replies",
                         "wamp.error.protocol_violation");
@@ -170,7 +170,7 @@ static void send_abort(struct gw_session *s, const char *message, const char *re
 static void violation(struct gw_session *s, const char *why)
 {
     s->env->stats->protocol_violations++;
-    log_limited(&rl_violation, "protocol violation", s, why);
+    log_limited(&s->env->stats->log_violation, "protocol violation", s, why);
     send_abort(s, why, "wamp.error.protocol_violation");
 }
 
@@ -602,7 +602,7 @@ void gw_session_deliver(void *session, uint64_t sub_id, struct gw_event *ev, boo
         /* A client that does not read is cut off rather than letting memory grow.
          * Called from inside the broker: only mark and let the transport close. */
         st->slow_clients_closed++;
-        log_limited(&rl_slow, "slow client closed", s, "queue over its byte cap");
+        log_limited(&st->log_slow, "slow client closed", s, "queue over its byte cap");
         set_close(s, GW_CLOSE_NOW);
         return;
     }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "wm_http.h"
+#include "wm_log.h"
 #include "wm_metrics.h"
 
 struct gw_stats {
@@ -17,6 +18,8 @@ struct gw_stats {
     uint64_t auth_failed;
     uint64_t protocol_violations;    /* malformed or out-of-order WAMP */
     uint64_t slow_clients_closed;    /* queue over its byte cap */
+    /* gw_session logs the two above once a minute per kind, process-wide */
+    struct wm_ratelimit log_violation, log_slow;
     uint64_t join_timeouts;          /* closed: no WELCOME within the join deadline */
     uint64_t idle_closed;            /* closed: silent past the ping and its grace */
     uint64_t frames_in, frames_out;
