@@ -41,96 +41,116 @@ static int pack_headers(msgpack_packer *pk, const struct wm_header *h, size_t n)
     return 0;
 }
 
+static void pack_opt_str(msgpack_packer *pk, const char *s)
+{
+    if (s)
+        pack_str(pk, s);
+    else
+        msgpack_pack_nil(pk);
+}
+
+/* One packer per message type: its fields after [version, type, instance]. Returns 0 or
+ * -EINVAL (wm_msg_encode then takes back what was written). */
+typedef int (*pack_fn)(msgpack_packer *pk, const struct wm_msg *m);
+
+static int pack_bump(msgpack_packer *pk, const struct wm_msg *m)
+{
+    if (!m->u.bump.path || (m->u.bump.match != WM_MATCH_EXACT &&
+                            m->u.bump.match != WM_MATCH_PREFIX))
+        return -EINVAL;
+    pack_str(pk, m->u.bump.path);
+    msgpack_pack_uint64(pk, (uint64_t)m->u.bump.match);
+    msgpack_pack_uint64(pk, m->u.bump.seq);
+    msgpack_pack_int64(pk, m->u.bump.ts_ms);
+    return 0;
+}
+
+static int pack_resync(msgpack_packer *pk, const struct wm_msg *m)
+{
+    msgpack_pack_uint64(pk, m->u.resync.seq);
+    pack_opt_str(pk, m->u.resync.reason);
+    return 0;
+}
+
+static int pack_heartbeat(msgpack_packer *pk, const struct wm_msg *m)
+{
+    msgpack_pack_uint64(pk, m->u.heartbeat.seq);
+    return 0;
+}
+
+static int pack_ready(msgpack_packer *pk, const struct wm_msg *m)
+{
+    msgpack_pack_uint64(pk, m->u.ready.credits);
+    return 0;
+}
+
+static int pack_job(msgpack_packer *pk, const struct wm_msg *m)
+{
+    if (!m->u.job.url)
+        return -EINVAL;
+    msgpack_pack_uint64(pk, m->u.job.id);
+    pack_str(pk, m->u.job.url);
+    if (pack_headers(pk, m->u.job.headers, m->u.job.n_headers) != 0)
+        return -EINVAL;
+    msgpack_pack_uint64(pk, m->u.job.timeout_ms);
+    msgpack_pack_uint64(pk, m->u.job.max_body);
+    return 0;
+}
+
+static int pack_result(msgpack_packer *pk, const struct wm_msg *m)
+{
+    if ((m->u.result.body_len && !m->u.result.body) || m->u.result.status < 0 ||
+        m->u.result.status > 999)
+        return -EINVAL;
+    msgpack_pack_uint64(pk, m->u.result.id);
+    msgpack_pack_int64(pk, m->u.result.status);
+    if (pack_headers(pk, m->u.result.headers, m->u.result.n_headers) != 0)
+        return -EINVAL;
+    msgpack_pack_bin(pk, m->u.result.body_len);
+    msgpack_pack_bin_body(pk, m->u.result.body, m->u.result.body_len);
+    pack_opt_str(pk, m->u.result.error);
+    msgpack_pack_uint64(pk, m->u.result.elapsed_us);
+    return 0;
+}
+
+/* Each type's field count (what its packer writes, what decoding requires at least)
+ * next to its packer. */
+static const struct {
+    size_t n_fields;
+    pack_fn pack;
+} kinds[] = {
+    [WM_MSG_BUMP] = {4, pack_bump},
+    [WM_MSG_RESYNC] = {2, pack_resync},
+    [WM_MSG_HEARTBEAT] = {1, pack_heartbeat},
+    [WM_MSG_READY] = {1, pack_ready},
+    [WM_MSG_JOB] = {5, pack_job},
+    [WM_MSG_RESULT] = {6, pack_result},
+};
+
+static bool known_type(uint64_t t)
+{
+    return t < sizeof kinds / sizeof kinds[0] && kinds[t].pack;
+}
+
 int wm_msg_encode(const struct wm_msg *m, struct wm_buf *out)
 {
     msgpack_packer pk;
     size_t start = out->len;
-    int rc = 0;
 
-    msgpack_packer_init(&pk, out, buf_write);
-    switch (m->type) {
-    case WM_MSG_BUMP:
-        if (!m->u.bump.path || (m->u.bump.match != WM_MATCH_EXACT &&
-                                m->u.bump.match != WM_MATCH_PREFIX))
-            return -EINVAL;
-        msgpack_pack_array(&pk, 7);
-        break;
-    case WM_MSG_RESYNC:
-        msgpack_pack_array(&pk, 5);
-        break;
-    case WM_MSG_HEARTBEAT:
-    case WM_MSG_READY:
-        msgpack_pack_array(&pk, 4);
-        break;
-    case WM_MSG_JOB:
-        if (!m->u.job.url)
-            return -EINVAL;
-        msgpack_pack_array(&pk, 8);
-        break;
-    case WM_MSG_RESULT:
-        if ((m->u.result.body_len && !m->u.result.body) || m->u.result.status < 0 ||
-            m->u.result.status > 999)
-            return -EINVAL;
-        msgpack_pack_array(&pk, 9);
-        break;
-    default:
+    if (!known_type((uint64_t)m->type))
         return -EINVAL;
-    }
+    msgpack_packer_init(&pk, out, buf_write);
+    msgpack_pack_array(&pk, 3 + kinds[m->type].n_fields);
     msgpack_pack_uint64(&pk, WM_MSG_VERSION);
     msgpack_pack_uint64(&pk, (uint64_t)m->type);
     msgpack_pack_uint64(&pk, m->instance);
-
-    switch (m->type) {
-    case WM_MSG_BUMP:
-        pack_str(&pk, m->u.bump.path);
-        msgpack_pack_uint64(&pk, (uint64_t)m->u.bump.match);
-        msgpack_pack_uint64(&pk, m->u.bump.seq);
-        msgpack_pack_int64(&pk, m->u.bump.ts_ms);
-        break;
-    case WM_MSG_RESYNC:
-        msgpack_pack_uint64(&pk, m->u.resync.seq);
-        if (m->u.resync.reason)
-            pack_str(&pk, m->u.resync.reason);
-        else
-            msgpack_pack_nil(&pk);
-        break;
-    case WM_MSG_HEARTBEAT:
-        msgpack_pack_uint64(&pk, m->u.heartbeat.seq);
-        break;
-    case WM_MSG_READY:
-        msgpack_pack_uint64(&pk, m->u.ready.credits);
-        break;
-    case WM_MSG_JOB:
-        msgpack_pack_uint64(&pk, m->u.job.id);
-        pack_str(&pk, m->u.job.url);
-        rc = pack_headers(&pk, m->u.job.headers, m->u.job.n_headers);
-        if (rc)
-            goto cleanup;
-        msgpack_pack_uint64(&pk, m->u.job.timeout_ms);
-        msgpack_pack_uint64(&pk, m->u.job.max_body);
-        break;
-    case WM_MSG_RESULT:
-        msgpack_pack_uint64(&pk, m->u.result.id);
-        msgpack_pack_int64(&pk, m->u.result.status);
-        rc = pack_headers(&pk, m->u.result.headers, m->u.result.n_headers);
-        if (rc)
-            goto cleanup;
-        msgpack_pack_bin(&pk, m->u.result.body_len);
-        msgpack_pack_bin_body(&pk, m->u.result.body, m->u.result.body_len);
-        if (m->u.result.error)
-            pack_str(&pk, m->u.result.error);
-        else
-            msgpack_pack_nil(&pk);
-        msgpack_pack_uint64(&pk, m->u.result.elapsed_us);
-        break;
-    }
-cleanup:
-    if (rc) {   /* leave out as it was */
+    if (kinds[m->type].pack(&pk, m) != 0) {   /* leave out as it was */
         out->len = start;
         if (out->data)
             out->data[start] = '\0';
+        return -EINVAL;
     }
-    return rc;
+    return 0;
 }
 
 /* ---- decoding ---- */
@@ -224,11 +244,6 @@ static int get_headers(const msgpack_object *o, struct wm_header **out, size_t *
     }
     return 0;
 }
-
-static const size_t n_fields[] = {
-    [WM_MSG_BUMP] = 4, [WM_MSG_RESYNC] = 2, [WM_MSG_HEARTBEAT] = 1,
-    [WM_MSG_READY] = 1, [WM_MSG_JOB] = 5, [WM_MSG_RESULT] = 6,
-};
 
 /* Fills m from the fields f[0..] of a message whose type is already known and whose
  * field count has been checked. */
@@ -353,7 +368,7 @@ int wm_msg_decode(const void *data, size_t len, struct wm_msg *out, const char *
         rc = -EPROTONOSUPPORT;
         goto cleanup;
     }
-    if (!get_u64(&a[1], WM_MSG_RESULT, &v) || v < WM_MSG_BUMP) {
+    if (!get_u64(&a[1], UINT64_MAX, &v) || !known_type(v)) {
         *why = "unknown type";
         goto cleanup;
     }
@@ -364,7 +379,7 @@ int wm_msg_decode(const void *data, size_t len, struct wm_msg *out, const char *
     }
     /* Extra trailing fields are ignored so a later release can append fields without
      * a version bump; missing ones are an error. */
-    if (top->via.array.size - 3 < n_fields[out->type]) {
+    if (top->via.array.size - 3 < kinds[out->type].n_fields) {
         *why = "missing fields";
         goto cleanup;
     }
