@@ -53,7 +53,9 @@ void gw_broker_client_set_token(struct gw_broker *b, struct gw_client *c, const 
  * topic's subscription id. Subscribing again to the same topic returns the same id,
  * takes the new accept (moving the membership, like a token change) and, with
  * retained, fetches a snapshot again. Returns 0, or -ENOSPC over max_subscriptions (counted here in
- * subscribe_refused; the caller counts only the topics it rejects itself). */
+ * subscribe_refused; the caller counts only the topics it rejects itself). Never
+ * delivers an EVENT before it returns: fetches go through gw_pool_submit, which never
+ * calls back, so the caller can answer SUBSCRIBED first. */
 int gw_broker_subscribe(struct gw_broker *b, struct gw_client *c, const char *topic,
                         const char *accept, bool retained, uint64_t *sub_id);
 /* Returns 0, or -ENOENT when c has no subscription with this id. */

@@ -20,7 +20,8 @@ struct gw_frame {
 
 /* Builds a frame from the encoding of msg for ser. Returns NULL on encode failure. */
 struct gw_frame *gw_frame_from_json(enum gw_ser ser, const json_t *msg);
-/* Takes the bytes of out (copies them behind the headroom). */
+/* A frame holding a copy of payload[0..len) behind the headroom (payload stays the
+ * caller's). One reference; NULL when payload is NULL with len > 0. */
 struct gw_frame *gw_frame_new(enum gw_ser ser, const void *payload, size_t len);
 struct gw_frame *gw_frame_ref(struct gw_frame *f);
 void gw_frame_unref(struct gw_frame **f);   /* NULL-safe, clears the pointer */

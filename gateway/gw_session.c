@@ -18,13 +18,6 @@
 #define AUTHID_MAX 256
 #define ACCEPT_MAX 256   /* longest Accept header a subscription may ask for */
 
-/* An EVENT that arrived while SUBSCRIBED was not queued yet (see on_subscribe). */
-struct held_event {
-    uint64_t sub_id;
-    bool retained;
-    struct gw_frame *frame;   /* one reference */
-};
-
 struct gw_session {
     const struct gw_session_env *env;   /* borrowed */
     void *transport;                    /* borrowed */
@@ -37,9 +30,6 @@ struct gw_session {
     char peer[64];
     struct gw_client *client;           /* owned by the broker, NULL when not joined */
     struct gw_outq *q;
-    bool in_subscribe;
-    struct held_event *held;
-    size_t n_held;
 };
 
 /* Bad client input is logged once a minute per kind, process-wide: the limiters live
@@ -78,17 +68,6 @@ static void leave_broker(struct gw_session *s)
         gw_broker_client_free(s->env->broker, &s->client);
 }
 
-static void drop_held(struct gw_session *s)
-{
-    for (size_t i = 0; i < s->n_held; i++) {
-        gw_frame_unref(&s->held[i].frame);
-        s->env->stats->events_dropped++;
-    }
-    free(s->held);
-    s->held = NULL;
-    s->n_held = 0;
-}
-
 void gw_session_free(struct gw_session **sp)
 {
     struct gw_session *s;
@@ -97,7 +76,6 @@ void gw_session_free(struct gw_session **sp)
         return;
     s = *sp;
     leave_broker(s);
-    drop_held(s);
     s->env->stats->events_dropped += gw_outq_clear(s->q);
     gw_outq_free(&s->q);
     if (s->env->stats->sessions > 0)
@@ -114,7 +92,6 @@ static void set_close(struct gw_session *s, enum gw_close_kind kind)
     s->close = kind;
     s->state = GW_SESSION_CLOSING;
     if (kind == GW_CLOSE_NOW) {
-        drop_held(s);
         s->env->stats->events_dropped += gw_outq_clear(s->q);
         s->env->io.kill(s->transport);
     } else {
@@ -381,31 +358,21 @@ static void on_subscribe(struct gw_session *s, const json_t *msg)
         return;
     }
     retained = json_is_true(json_object_get(opts, "get_retained"));
-    /* Should the broker ever deliver synchronously, EVENTs are held until SUBSCRIBED
-     * is queued: clients drop an EVENT for a subscription they do not know yet. */
-    s->in_subscribe = true;
+    /* The broker never delivers an EVENT from inside subscribe (gw_broker.h), so
+     * SUBSCRIBED is queued before any EVENT of the subscription, as clients need. */
     rc = gw_broker_subscribe(s->env->broker, s->client, json_string_value(topic), accept,
                              retained, &sub_id);
-    s->in_subscribe = false;
     if (rc == -ENOSPC) {
-        drop_held(s);
         send_error(s, WAMP_SUBSCRIBE, req, "waymark.error.too_many_subscriptions",
                    "too many subscriptions on this session");
         return;
     }
     if (rc < 0 || sub_id == 0) {
-        drop_held(s);
         send_error(s, WAMP_SUBSCRIBE, req, "wamp.error.invalid_argument", NULL);
         return;
     }
     queue_msg(s, json_pack("[iII]", WAMP_SUBSCRIBED, (json_int_t)req, (json_int_t)sub_id),
               false);
-    for (size_t i = 0; i < s->n_held; i++) {
-        if (gw_outq_put(s->q, s->held[i].frame, s->held[i].sub_id, s->held[i].retained))
-            s->env->stats->events_replaced++;
-        gw_frame_unref(&s->held[i].frame);
-    }
-    s->n_held = 0;
 }
 
 static void on_unsubscribe(struct gw_session *s, const json_t *msg)
@@ -586,14 +553,6 @@ void gw_session_deliver(void *session, uint64_t sub_id, struct gw_event *ev, boo
         st->pages_too_large++;
     if (!f) {
         st->events_dropped++;
-        return;
-    }
-    if (s->in_subscribe) {
-        s->held = wm_realloc(s->held, (s->n_held + 1) * sizeof *s->held);
-        s->held[s->n_held].sub_id = sub_id;
-        s->held[s->n_held].retained = retained;
-        s->held[s->n_held].frame = gw_frame_ref(f);
-        s->n_held++;
         return;
     }
     if (gw_outq_put(s->q, f, sub_id, retained))
