@@ -75,7 +75,7 @@ static void test_plain_not_nul_terminated(void **state)
     dp_bump_clear(&b);
 }
 
-static void test_json(void **state)
+static void test_json_object_gives_path_and_match(void **state)
 {
     (void)state;
     expect_ok("{\"path\": \"/users/\", \"match\": \"prefix\"}", "/users/", WM_MATCH_PREFIX);
@@ -180,7 +180,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_plain_not_nul_terminated),
-        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_json_object_gives_path_and_match),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_bad_path),

@@ -156,7 +156,7 @@ static void test_bool_flags(void **state)
     assert_non_null(strstr(err_text, "bad --allow-anonymous (WMTEST_ALLOW_ANONYMOUS)"));
 }
 
-static void test_errors(void **state)
+static void test_bad_option_or_env_is_one_line_naming_both(void **state)
 {
     assert_int_equal(run(NULL, "--backend-url", "ftp://x", NULL), WM_CONFIG_ERROR);
     assert_string_equal(err_text,
@@ -382,7 +382,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bool_flags, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_option_or_env_is_one_line_naming_both, setup, teardown),
         cmocka_unit_test_setup_teardown(test_positional, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_version, setup, teardown),
         cmocka_unit_test(test_http_url),

@@ -19,7 +19,7 @@ static int check(const char *s)
     return rc;
 }
 
-static void test_good(void **state)
+static void test_clean_paths_are_accepted(void **state)
 {
     static const char *const good[] = {
         "/", "/users/1", "/users/1?fields=name", "/users/", "/a/b/c.json",
@@ -32,7 +32,7 @@ static void test_good(void **state)
     }
 }
 
-static void test_bad(void **state)
+static void test_paths_leaving_the_origin_or_unclean_are_refused(void **state)
 {
     static const char *const bad[] = {
         "", "users/1", "http://x/", "//host/x", "/a/../b", "/a/%2E%2e/b", "/a/%2e%2E",
@@ -82,8 +82,8 @@ static void test_base_len(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),
-        cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_clean_paths_are_accepted),
+        cmocka_unit_test(test_paths_leaving_the_origin_or_unclean_are_refused),
         cmocka_unit_test(test_embedded_nul_and_len),
         cmocka_unit_test(test_max_len),
         cmocka_unit_test(test_base_len),
