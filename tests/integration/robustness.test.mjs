@@ -463,7 +463,14 @@ describe('robustness: bad input is refused, counted, and harms no one else', { t
   }));
 
   test('every abusive session is gone: the sessions gauge is back to the watcher alone', T, async () => {
-    await poll(async () => val(await gw(stack), 'waymark_gateway_sessions') === 1, 10000, 'sessions gauge back to 1');
+    // Abusers of its own, so that the gauge has to come down even when this test runs
+    // alone: first it must count them, then drop back to the watcher once they are aborted.
+    const sessions = async () => val(await gw(stack), 'waymark_gateway_sessions');
+    const clients = await Promise.all(Array.from({ length: 5 }, (_, i) => rawOpen(stack, i % 2 ? 'msgpack' : 'json')));
+    await poll(async () => (await sessions()) >= 1 + clients.length, 10000, 'sessions gauge counting the abusers');
+    for (const c of clients) c.sendRaw(c.ser === 'json' ? '[1,' : Buffer.from([0xc1]), { binary: c.ser === 'msgpack' });
+    await Promise.all(clients.map((c) => expectAbort(c, 'wamp.error.protocol_violation')));
+    await poll(async () => (await sessions()) === 1, 10000, 'sessions gauge back to 1');
   });
 
   // ---- ZeroMQ peers ----
