@@ -1,9 +1,9 @@
 // SUBSCRIBE option `_accept` (alias `accept`) end to end: the backend sees the Accept
 // header the subscription asked for (`*/*` without it), sessions that differ only in
 // Accept get separate fetches, and a value that cannot go into a header is refused.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bodyJson, metricSum, poll, shutdownProblems, startStack } from './harness.mjs';
+import { bodyJson, metricSum, poll, shareStack, shutdownProblems } from './harness.mjs';
 
 const SERIALIZERS = ['json', 'msgpack'];
 const T = { timeout: 30000 };
@@ -20,13 +20,7 @@ async function gauge(name) {
 }
 
 describe('SUBSCRIBE accept option', { timeout: 180000 }, () => {
-  before(async () => {
-    stack = await startStack();
-  }, { timeout: 60000 });
-
-  after(async () => {
-    if (stack) await stack.stop();
-  }, { timeout: 30000 });
+  shareStack((s) => { stack = s; });
 
   for (const ser of SERIALIZERS) {
     test(`[${ser}] _accept and accept set the fetch's Accept header; absent means */*`, T, async () => {

@@ -1,8 +1,8 @@
 // Bumps to pages end to end: bursts are coalesced and the last page wins, query-string and
 // prefix matching, binary and large bodies, redirects delivered as they are.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bodyBytes, bodyJson, findTokens, shutdownProblems, startStack } from './harness.mjs';
+import { assertCleanStop, bodyBytes, bodyJson, shareStack } from './harness.mjs';
 
 const SERIALIZERS = ['json', 'msgpack'];
 const T = { timeout: 30000 };
@@ -10,13 +10,7 @@ const BINARY = Buffer.from([0xff, 0x00, 0x80, ...Array.from({ length: 253 }, (_,
 let stack;
 
 describe('delivery', { timeout: 240000 }, () => {
-  before(async () => {
-    stack = await startStack();
-  }, { timeout: 60000 });
-
-  after(async () => {
-    if (stack) await stack.stop();
-  }, { timeout: 30000 });
+  shareStack((s) => { stack = s; });
 
   test('a burst of 500 bumps costs far fewer GETs and ends with the final version', { timeout: 60000 }, async (t) => {
     const topic = '/users/51';
@@ -148,9 +142,7 @@ describe('delivery', { timeout: 240000 }, () => {
 
   test('every daemon stops cleanly on SIGTERM and no log file contains a token', T, async () => {
     const stopped = await stack.stop();
-    const { logs } = stopped;
     stack = null;
-    assert.deepEqual(shutdownProblems(stopped), []);
-    assert.deepEqual(findTokens(logs), []);
+    assertCleanStop(stopped);
   });
 });

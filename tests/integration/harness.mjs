@@ -1,6 +1,7 @@
 // End-to-end harness: starts a real redis-server, the test backend and the real Waymark
 // daemons on free loopback ports in a temp dir, and drives them with real WAMP clients
 // (Autobahn|JS; Autobahn|Python where installed). Every wait has a deadline; nothing sleeps to "let things settle".
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { after, before } from 'node:test';
 import autobahn from 'autobahn';
 
 // Autobahn|JS warns on stderr about every closed connection ("connection closed",
@@ -586,6 +588,28 @@ export class Stack {
 
 export async function startStack(opts) {
   return new Stack(opts).start();
+}
+
+// The stack the tests of one describe() block share: started in a before hook and handed
+// to set(), stopped in an after hook (stop() is safe twice, so a last test may stop it
+// itself to look at the shutdown). With check, the after hook asserts assertCleanStop.
+export function shareStack(set, { stackOpts, startTimeoutMs = 60000, check = false } = {}) {
+  let stack = null;
+  before(async () => {
+    stack = await startStack(stackOpts);
+    set(stack);
+  }, { timeout: startTimeoutMs });
+  after(async () => {
+    if (!stack) return;
+    const stopped = await stack.stop();
+    if (check) assertCleanStop(stopped);
+  }, { timeout: 30000 });
+}
+
+// What stop() returned shows every daemon exiting cleanly and no token in any log line.
+export function assertCleanStop(stopped) {
+  assert.deepEqual(shutdownProblems(stopped), [], 'every daemon exits cleanly, no sanitizer report');
+  assert.deepEqual(findTokens(stopped.logs), [], 'no token in any log line');
 }
 
 // Runs fn with a stack of its own and always tears it down; when fn passed, every

@@ -6,13 +6,13 @@
 // "Backed up" is made deterministic without sleeps: the client stops reading its socket,
 // each bump is awaited at the backend (/__test/wait) and at the gateway (results counter),
 // and the queue is known to hold an undelivered page once events_replaced moves.
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import WebSocket from 'ws';
 import {
-  bodyJson, findTokens, metricSum, poll, REALM, shutdownProblems, startStack, waitFor,
+  bodyJson, metricSum, poll, REALM, shareStack, waitFor,
 } from './harness.mjs';
 
 const HELLO = 1;
@@ -157,17 +157,9 @@ const isEvent = (sub) => (m) => m[0] === EVENT && m[1] === sub;
 const isRetained = (m) => m[3] && m[3].retained === true;
 
 describe('ordering and session lifecycle', { timeout: 600000 }, () => {
-  before(async () => {
-    stack = await startStack({ fetchers: 1 });
-  }, { timeout: 90000 });
-
-  after(async () => {
-    for (const c of clients) c.close();
-    if (!stack) return;
-    const stopped = await stack.stop();
-    assert.deepEqual(shutdownProblems(stopped), [], 'every daemon exits cleanly, no sanitizer report');
-    assert.deepEqual(findTokens(stopped.logs), [], 'no token in any log line');
-  }, { timeout: 30000 });
+  // Registered first, so it runs before the stack stops.
+  after(() => { for (const c of clients) c.close(); });
+  shareStack((s) => { stack = s; }, { stackOpts: { fetchers: 1 }, startTimeoutMs: 90000, check: true });
 
   test('a backed-up re-SUBSCRIBE gets SUBSCRIBED before its retained EVENT', { timeout: 180000 }, async (t) => {
     const base = '/big/order';

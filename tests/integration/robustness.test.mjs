@@ -2,7 +2,7 @@
 // counted: malformed WAMP over raw websockets, junk on the ZeroMQ sockets (tests/tools/
 // zjunk), bad bumps through Redis, and a backend that answers garbage. After every abuse
 // a well-behaved session still gets its bumped page and the gateway is still running.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
@@ -13,8 +13,8 @@ import readline from 'node:readline';
 import msgpack5 from 'msgpack5';
 import WebSocket from 'ws';
 import {
-  BUILD, bodyJson, findTokens, freePort, metricSum, parseMetrics as parseMetricsText, poll, REALM,
-  shutdownProblems, startStack, waitFor,
+  BUILD, bodyJson, freePort, metricSum, parseMetrics as parseMetricsText, poll, REALM,
+  shareStack, waitFor, withStack,
 } from './harness.mjs';
 
 const mp = msgpack5();
@@ -169,8 +169,9 @@ async function abuse(label, moved, fn) {
 }
 
 describe('robustness: bad input is refused, counted, and harms no one else', { timeout: 600000 }, () => {
+  shareStack((s) => { stack = s; }, { check: true });
+
   before(async () => {
-    stack = await startStack();
     // The gateway also connects to a second bump endpoint where zjunk will bind a PUB.
     junkBumpEndpoint = `tcp://127.0.0.1:${await freePort()}`;
     const g = stack.proc('gateway');
@@ -183,13 +184,6 @@ describe('robustness: bad input is refused, counted, and harms no one else', { t
     watchSub = await watcher.subscribe(WATCH);
     await assertHealthy('start');
   }, { timeout: 90000 });
-
-  after(async () => {
-    if (!stack) return;
-    const stopped = await stack.stop();
-    assert.deepEqual(shutdownProblems(stopped), [], 'every daemon exits cleanly, no sanitizer report');
-    assert.deepEqual(findTokens(stopped.logs), [], 'no token in any log line');
-  }, { timeout: 30000 });
 
   // ---- handshake ----
 
@@ -719,39 +713,34 @@ describe('robustness: a backend answering garbage', { timeout: 180000 }, () => {
   test('garbage answers reach the client as 502, other topics keep working', { timeout: 90000 }, async () => {
     const gb = garbageBackend();
     const url = await gb.listen();
-    const s = await startStack({ backendUrl: url, extraEnv: { WAYMARK_FETCH_TIMEOUT_MS: '3000' } });
-    let ok = false;
+    // withStack also requires a clean shutdown and no token in the logs.
     try {
-      const c = await s.connect({ token: 'tok-garbage', serializer: 'json' });
-      const okSub = await c.subscribe('/ok/1', { get_retained: true });
-      await okSub.waitEvent((e) => e.kwargs.status === 200);
-      for (const t of ['/short', '/nothttp', '/hangup', '/badstatus', '/badchunk']) {
-        const sub = await c.subscribe(t, { get_retained: true });
-        const ev = await sub.waitEvent(() => true, 15000);
-        assert.ok(ev.kwargs.status >= 500 && ev.kwargs.status <= 504, `${t}: status ${ev.kwargs.status}`);
-        if (t !== '/badstatus') assert.equal(ev.kwargs.status, 502, `${t}: ${JSON.stringify(ev.kwargs)}`);
-        assert.equal(typeof ev.kwargs.error, 'string', `${t}: a reason is given`);
-        assert.ok(s.proc('gateway').running && s.procs.get('fetcher1').running, `alive after ${t}`);
-      }
-      // Empty header values are legal HTTP and pass through.
-      const eh = await c.subscribe('/emptyheader', { get_retained: true });
-      const eev = await eh.waitEvent(() => true, 15000);
-      assert.equal(eev.kwargs.status, 200, JSON.stringify(eev.kwargs));
-      // The good topic still gets its bumps.
-      gb.setOk(7);
-      await s.publish('/ok/1');
-      await okSub.waitEvent((e) => e.kwargs.status === 200 && bodyJson(e.kwargs).version === 7, 15000);
-      const m = (await s.metrics('gateway')).values;
-      assert.ok((m.get('waymark_gateway_results_total{class="5xx"}') || 0) >= 5 ||
-        metricSum(m, /^waymark_gateway_results_total$/) >= 6, 'results counted');
-      ok = true;
+      await withStack({ backendUrl: url, extraEnv: { WAYMARK_FETCH_TIMEOUT_MS: '3000' } }, async (s) => {
+        const c = await s.connect({ token: 'tok-garbage', serializer: 'json' });
+        const okSub = await c.subscribe('/ok/1', { get_retained: true });
+        await okSub.waitEvent((e) => e.kwargs.status === 200);
+        for (const t of ['/short', '/nothttp', '/hangup', '/badstatus', '/badchunk']) {
+          const sub = await c.subscribe(t, { get_retained: true });
+          const ev = await sub.waitEvent(() => true, 15000);
+          assert.ok(ev.kwargs.status >= 500 && ev.kwargs.status <= 504, `${t}: status ${ev.kwargs.status}`);
+          if (t !== '/badstatus') assert.equal(ev.kwargs.status, 502, `${t}: ${JSON.stringify(ev.kwargs)}`);
+          assert.equal(typeof ev.kwargs.error, 'string', `${t}: a reason is given`);
+          assert.ok(s.proc('gateway').running && s.procs.get('fetcher1').running, `alive after ${t}`);
+        }
+        // Empty header values are legal HTTP and pass through.
+        const eh = await c.subscribe('/emptyheader', { get_retained: true });
+        const eev = await eh.waitEvent(() => true, 15000);
+        assert.equal(eev.kwargs.status, 200, JSON.stringify(eev.kwargs));
+        // The good topic still gets its bumps.
+        gb.setOk(7);
+        await s.publish('/ok/1');
+        await okSub.waitEvent((e) => e.kwargs.status === 200 && bodyJson(e.kwargs).version === 7, 15000);
+        const m = (await s.metrics('gateway')).values;
+        assert.ok((m.get('waymark_gateway_results_total{class="5xx"}') || 0) >= 5 ||
+          metricSum(m, /^waymark_gateway_results_total$/) >= 6, 'results counted');
+      });
     } finally {
-      const stopped = await s.stop();
       await gb.close();
-      if (ok) {
-        assert.deepEqual(shutdownProblems(stopped), []);
-        assert.deepEqual(findTokens(stopped.logs), []);
-      }
     }
   });
 });

@@ -1,13 +1,13 @@
 // The client interface end to end: sessions, auth, subscribe/unsubscribe, errors, calls,
 // with Autobahn|JS over both serializers, against one shared stack (each test
 // uses its own topics). Ends with the metrics check and the "no token in any log" check.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
-  bodyJson, connectAutobahn, findTokens, metricSum, shutdownProblems, startStack,
+  bodyJson, connectAutobahn, findTokens, metricSum, shareStack, shutdownProblems,
 } from './harness.mjs';
 
 const SERIALIZERS = ['json', 'msgpack'];
@@ -20,13 +20,7 @@ const T = { timeout: 30000 };
 let stack;
 
 describe('WAMP interface', { timeout: 240000 }, () => {
-  before(async () => {
-    stack = await startStack();
-  }, { timeout: 60000 });
-
-  after(async () => {
-    if (stack) await stack.stop();
-  }, { timeout: 30000 });
+  shareStack((s) => { stack = s; });
 
   for (const ser of SERIALIZERS) {
     test(`[${ser}] WELCOME carries session id, authid, authrole, authmethod and roles`, T, async () => {
