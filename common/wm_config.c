@@ -690,9 +690,9 @@ cleanup:
 }
 
 int wm_config_main(const char *prog, const char *summary, const struct wm_setting *settings,
-                   size_t n, int argc, char **argv)
+                   size_t n, int argc, char **argv, int *first_positional)
 {
-    switch (wm_config_parse(prog, summary, settings, n, argc, argv, NULL)) {
+    switch (wm_config_parse(prog, summary, settings, n, argc, argv, first_positional)) {
     case WM_CONFIG_OK:
         return -1;
     case WM_CONFIG_EXIT:

@@ -108,10 +108,11 @@ int wm_config_parse(const char *prog, const char *summary, const struct wm_setti
 /* Frees whatever the value types stored for these settings. */
 void wm_config_free(const struct wm_setting *settings, size_t n);
 
-/* A daemon's main(): wm_config_parse without positional arguments, as an exit status:
- * -1 to carry on, 0 after --help or --version, 2 after a bad setting (reported). */
+/* For main(): wm_config_parse as an exit status: -1 to carry on, 0 after --help or
+ * --version, 2 after a bad setting (reported). first_positional as there (NULL for a
+ * daemon, which takes no arguments). */
 int wm_config_main(const char *prog, const char *summary, const struct wm_setting *settings,
-                   size_t n, int argc, char **argv);
+                   size_t n, int argc, char **argv, int *first_positional);
 
 /* Reports a value that parsed but that this program cannot use, in the one-line form
  * of a bad value ("prog: bad --name (ENV): why"). Returns 2, the exit status. */

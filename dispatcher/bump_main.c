@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     int64_t timeout_ms = 3000;
     redisContext *c = NULL;
     int first = argc;
-    int status = 1;
+    int status;
 
     const struct wm_setting settings[] = {
         {"redis-url", "WAYMARK_REDIS_URL", "redis://127.0.0.1:6379",
@@ -91,15 +91,14 @@ int main(int argc, char **argv)
     };
     const size_t n_settings = sizeof settings / sizeof settings[0];
 
-    int prc = wm_config_parse(prog,
-                              "waymark-bump [--prefix] PATH...\n"
-                              "Publishes a bump of each PATH (e.g. /users/1) on the Redis "
-                              "channel, as a backend would.",
-                              settings, n_settings, argc, argv, &first);
-    if (prc != WM_CONFIG_OK) {
-        status = prc == WM_CONFIG_EXIT ? 0 : 2;
+    status = wm_config_main(prog,
+                            "waymark-bump [--prefix] PATH...\n"
+                            "Publishes a bump of each PATH (e.g. /users/1) on the Redis "
+                            "channel, as a backend would.",
+                            settings, n_settings, argc, argv, &first);
+    if (status >= 0)
         goto out;
-    }
+    status = 1;
     if (first >= argc) {
         fprintf(stderr, "%s: no PATH given (usage: %s [--prefix] PATH..., see --help)\n",
                 prog, prog);

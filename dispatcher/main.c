@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 
     status = wm_config_main(prog, "Subscribes to the Redis bump channel and publishes "
                             "validated bumps to the gateways.",
-                            settings, n_settings, argc, argv);
+                            settings, n_settings, argc, argv, NULL);
     if (status >= 0)
         goto out;
     if (bump.n != 1) {

@@ -44,7 +44,7 @@ int main(int argc, char **argv)
 
     status = wm_config_main(prog, "Performs the gateways' fetch jobs (HTTP GET against "
                             "the backend) and returns the results.",
-                            settings, n_settings, argc, argv);
+                            settings, n_settings, argc, argv, NULL);
     if (status >= 0)
         goto out;
     status = 1;
