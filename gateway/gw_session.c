@@ -174,20 +174,23 @@ static bool get_id(const json_t *msg, size_t i, uint64_t *out)
     return true;
 }
 
+/* v's bytes when it is a string of 1 to max bytes (length in *len), else NULL. */
+static const char *bounded_str(const json_t *v, size_t max, size_t *len)
+{
+    if (!json_is_string(v))
+        return NULL;
+    *len = json_string_length(v);
+    return *len >= 1 && *len <= max ? json_string_value(v) : NULL;
+}
+
 /* A token goes into an HTTP header: non-empty, bounded, no control characters
  * (which also rules out an embedded NUL and header injection). */
 static bool token_ok(const json_t *t)
 {
-    const unsigned char *p;
     size_t len;
+    const char *p = bounded_str(t, GW_TICKET_MAX, &len);
 
-    if (!json_is_string(t))
-        return false;
-    p = (const unsigned char *)json_string_value(t);
-    len = json_string_length(t);
-    if (len == 0 || len > GW_TICKET_MAX)
-        return false;
-    return !wm_has_ctl(p, len);
+    return p && !wm_has_ctl(p, len);
 }
 
 /* The SUBSCRIBE option that sets the Accept header of the subscription's fetches:
@@ -197,7 +200,7 @@ static bool token_ok(const json_t *t)
 static bool accept_option(const json_t *opts, const char **out, const char **why)
 {
     const json_t *a = json_object_get(opts, "_accept");
-    const unsigned char *p;
+    const char *p;
     size_t len;
 
     *out = NULL;
@@ -209,9 +212,8 @@ static bool accept_option(const json_t *opts, const char **out, const char **why
         *why = "accept must be a string";
         return false;
     }
-    p = (const unsigned char *)json_string_value(a);
-    len = json_string_length(a);
-    if (len == 0 || len > ACCEPT_MAX) {
+    p = bounded_str(a, ACCEPT_MAX, &len);
+    if (!p) {
         *why = "accept must be 1 to 256 bytes";
         return false;
     }
@@ -219,23 +221,18 @@ static bool accept_option(const json_t *opts, const char **out, const char **why
         *why = "accept must be printable ASCII";
         return false;
     }
-    *out = (const char *)p;
+    *out = p;
     return true;
 }
 
 static char *authid_from(const json_t *details)
 {
-    const json_t *a = json_object_get(details, "authid");
-    const unsigned char *p;
     size_t len;
+    const char *p = bounded_str(json_object_get(details, "authid"), AUTHID_MAX, &len);
 
-    if (!json_is_string(a))
+    if (!p || !gw_utf8_valid((const uint8_t *)p, len) || wm_has_ctl(p, len))
         return NULL;
-    p = (const unsigned char *)json_string_value(a);
-    len = json_string_length(a);
-    if (len == 0 || len > AUTHID_MAX || !gw_utf8_valid(p, len) || wm_has_ctl(p, len))
-        return NULL;
-    return wm_strndup((const char *)p, len);
+    return wm_strndup(p, len);
 }
 
 static void send_welcome(struct gw_session *s, const char *authmethod)
