@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { after, before } from 'node:test';
 import autobahn from 'autobahn';
+import msgpack5 from 'msgpack5';
+import WebSocket from 'ws';
 
 // Autobahn|JS warns on stderr about every closed connection ("connection closed",
 // "auto-reconnect disabled!"), which the tests do on purpose all the time. Its log module
@@ -649,6 +651,99 @@ export function metricSum(values, re) {
   let sum = 0;
   for (const [k, v] of values) if (re.test(k.split('{')[0])) sum += v;
   return sum;
+}
+
+// ---- a raw WAMP client: sends exactly the bytes a test wants ----
+
+const mp = msgpack5();
+
+// Every message received goes to msgs, in order (binary[i] says whether msgs[i] came in
+// a binary frame); closeInfo says how the socket closed. transform(m) may replace what
+// is kept of a message (e.g. only the length of a big body).
+export class RawWamp {
+  constructor(url, protocols, { transform = (m) => m, ...wsOpts } = {}) {
+    this.ser = protocols && protocols[0] === 'wamp.2.msgpack' ? 'msgpack' : 'json';
+    this.msgs = [];
+    this.binary = [];
+    this.closeInfo = null;
+    this.emitter = new EventEmitter();
+    this.emitter.setMaxListeners(100);
+    this.ws = new WebSocket(url, protocols, { handshakeTimeout: 5000, ...wsOpts });
+    this.ws.on('message', (data, binaryFlag) => {
+      // ws 7 (autobahn's) hands text frames over as strings, ws 8 passes a flag.
+      const isBinary = typeof binaryFlag === 'boolean' ? binaryFlag : typeof data !== 'string';
+      let m;
+      try {
+        m = this.ser === 'msgpack' ? mp.decode(Buffer.from(data)) : JSON.parse(data.toString('utf8'));
+      } catch (e) {
+        m = { undecodable: String(e) };
+      }
+      this.msgs.push(transform(m));
+      this.binary.push(isBinary);
+      this.emitter.emit('change');
+    });
+    this.ws.on('close', (code, reason) => {
+      this.closeInfo = { code, reason: String(reason), at: Date.now() };
+      this.emitter.emit('change');
+    });
+    this.ws.on('error', (e) => {
+      this.error = e;
+      this.emitter.emit('change');
+    });
+  }
+
+  // Resolves with the time the handshake completed; rejects when the server refused it.
+  opened(timeoutMs = 5000) {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('websocket open timed out')), timeoutMs);
+      this.ws.once('open', () => { clearTimeout(t); resolve(Date.now()); });
+      this.ws.once('error', (e) => { clearTimeout(t); reject(e); });
+      this.ws.once('unexpected-response', (req, res) => {
+        clearTimeout(t);
+        reject(Object.assign(new Error(`handshake refused: HTTP ${res.statusCode}`), { status: res.statusCode }));
+      });
+    });
+  }
+
+  encode(msg) { return this.ser === 'msgpack' ? mp.encode(msg).slice() : JSON.stringify(msg); }
+
+  send(msg) { this.ws.send(this.encode(msg), { binary: this.ser === 'msgpack' }); }
+
+  sendRaw(data, opts = {}) { this.ws.send(data, opts); }
+
+  waitMsg(pred, timeoutMs = 5000, label = 'a WAMP message') {
+    return waitFor(() => this.msgs.find((m) => pred(m)), timeoutMs, [this.emitter], label);
+  }
+
+  indexOf(pred) { return this.msgs.findIndex((m) => pred(m)); }
+
+  waitClose(timeoutMs = 5000) {
+    return waitFor(() => this.closeInfo, timeoutMs, [this.emitter], 'the websocket to close');
+  }
+
+  // HELLO (ticket) -> CHALLENGE -> AUTHENTICATE -> WELCOME.
+  async join(token = 'tok-alice', details = {}) {
+    this.send([1, REALM, { authmethods: ['ticket'], roles: { subscriber: {} }, ...details }]);
+    await this.waitMsg((m) => m[0] === 4, 5000, 'CHALLENGE');
+    this.send([5, token, {}]);
+    return this.waitMsg((m) => m[0] === 2, 5000, 'WELCOME');
+  }
+
+  // SUBSCRIBE and wait for its SUBSCRIBED; resolves with the subscription id.
+  async subscribe(req, topic, options = {}) {
+    this.send([32, req, options, topic]);
+    const m = await this.waitMsg((x) => x[0] === 33 && x[1] === req, 5000, `SUBSCRIBED ${req}`);
+    return m[2];
+  }
+
+  // Stop / restart reading the socket: the gateway's writes back up into its queue.
+  pause() { this.ws._socket.pause(); }
+
+  resume() { this.ws._socket.resume(); }
+
+  close() {
+    if (!this.closeInfo) this.ws.terminate();
+  }
 }
 
 // ---- Autobahn|JS session wrapper ----

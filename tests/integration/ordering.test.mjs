@@ -8,18 +8,12 @@
 // and the queue is known to hold an undelivered page once events_replaced moves.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import WebSocket from 'ws';
 import {
-  bodyJson, metricSum, poll, REALM, shareStack, waitFor,
+  bodyJson, metricSum, poll, RawWamp, shareStack,
 } from './harness.mjs';
 
-const HELLO = 1;
 const ABORT = 3;
-const CHALLENGE = 4;
-const AUTHENTICATE = 5;
-const WELCOME = 2;
 const ERROR = 8;
 const SUBSCRIBE = 32;
 const SUBSCRIBED = 33;
@@ -28,83 +22,12 @@ const MAX_ID = 2 ** 53;
 const BIG_BYTES = 900000;           // under the 1 MiB message cap; a few fill the socket buffers
 const MAX_BACKUP_BUMPS = 80;        // bumps allowed before "the queue never backed up"
 
-// ---- a raw JSON WAMP client (robustness.test.mjs keeps its RawWamp private) ----
-
-class RawClient {
-  constructor(url) {
-    this.msgs = [];                 // every WAMP message received, in order
-    this.closeInfo = null;
-    this.emitter = new EventEmitter();
-    this.emitter.setMaxListeners(100);
-    this.ws = new WebSocket(url, ['wamp.2.json'], { handshakeTimeout: 5000 });
-    this.ws.on('message', (data) => {
-      let m;
-      try {
-        m = JSON.parse(data.toString('utf8'));
-      } catch (e) {
-        m = { undecodable: String(e) };
-      }
-      // Big page bodies are only counted: the tests look at order and details, not bytes.
-      if (Array.isArray(m) && m[0] === EVENT && m[5] && typeof m[5].body === 'string' && m[5].body.length > 65536) {
-        m[5] = { ...m[5], body: undefined, bodyLength: m[5].body.length };
-      }
-      this.msgs.push(m);
-      this.emitter.emit('change');
-    });
-    this.ws.on('close', (code, reason) => {
-      this.closeInfo = { code, reason: String(reason), at: Date.now() };
-      this.emitter.emit('change');
-    });
-    this.ws.on('error', (e) => {
-      this.error = e;
-      this.emitter.emit('change');
-    });
+// Big page bodies are only counted: the tests look at order and details, not bytes.
+function compactBigBody(m) {
+  if (Array.isArray(m) && m[0] === EVENT && m[5] && typeof m[5].body === 'string' && m[5].body.length > 65536) {
+    m[5] = { ...m[5], body: undefined, bodyLength: m[5].body.length };
   }
-
-  // Resolves with the time the handshake completed.
-  opened(timeoutMs = 5000) {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('websocket open timed out')), timeoutMs);
-      this.ws.once('open', () => { clearTimeout(t); resolve(Date.now()); });
-      this.ws.once('error', (e) => { clearTimeout(t); reject(e); });
-    });
-  }
-
-  send(msg) { this.ws.send(JSON.stringify(msg)); }
-
-  waitMsg(pred, timeoutMs = 5000, label = 'a WAMP message') {
-    return waitFor(() => this.msgs.find((m) => pred(m)), timeoutMs, [this.emitter], label);
-  }
-
-  indexOf(pred) { return this.msgs.findIndex((m) => pred(m)); }
-
-  waitClose(timeoutMs = 5000) {
-    return waitFor(() => this.closeInfo, timeoutMs, [this.emitter], 'the websocket to close');
-  }
-
-  // HELLO (ticket) -> CHALLENGE -> AUTHENTICATE -> WELCOME.
-  async join(token = 'tok-alice') {
-    this.send([HELLO, REALM, { authmethods: ['ticket'], roles: { subscriber: {} } }]);
-    await this.waitMsg((m) => m[0] === CHALLENGE, 5000, 'CHALLENGE');
-    this.send([AUTHENTICATE, token, {}]);
-    return this.waitMsg((m) => m[0] === WELCOME, 5000, 'WELCOME');
-  }
-
-  // SUBSCRIBE and wait for its SUBSCRIBED; resolves with the subscription id.
-  async subscribe(req, topic, options = {}) {
-    this.send([SUBSCRIBE, req, options, topic]);
-    const m = await this.waitMsg((x) => x[0] === SUBSCRIBED && x[1] === req, 5000, `SUBSCRIBED ${req}`);
-    return m[2];
-  }
-
-  // Stop / restart reading the socket: the gateway's writes back up into its queue.
-  pause() { this.ws._socket.pause(); }
-
-  resume() { this.ws._socket.resume(); }
-
-  close() {
-    if (!this.closeInfo) this.ws.terminate();
-  }
+  return m;
 }
 
 // ---- one stack for the file ----
@@ -113,7 +36,7 @@ let stack;
 const clients = new Set();
 
 async function rawJoined(token = 'tok-alice') {
-  const c = new RawClient(stack.wsUrl);
+  const c = new RawWamp(stack.wsUrl, ['wamp.2.json'], { transform: compactBigBody });
   clients.add(c);
   await c.opened();
   await c.join(token);
@@ -270,7 +193,7 @@ describe('ordering and session lifecycle', { timeout: 600000 }, () => {
     const joinedAt = Date.now();
     const sub = await b.subscribe(1, topic);
 
-    const a = new RawClient(stack.wsUrl);
+    const a = new RawWamp(stack.wsUrl, ['wamp.2.json']);
     clients.add(a);
     const openedAt = await a.opened();
     const closed = await a.waitClose(25000);

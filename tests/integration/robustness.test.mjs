@@ -11,9 +11,8 @@ import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import msgpack5 from 'msgpack5';
-import WebSocket from 'ws';
 import {
-  BUILD, bodyJson, freePort, metricSum, parseMetrics as parseMetricsText, poll, REALM,
+  BUILD, bodyJson, freePort, metricSum, parseMetrics as parseMetricsText, poll, RawWamp, REALM,
   shareStack, waitFor, withStack,
 } from './harness.mjs';
 
@@ -22,77 +21,6 @@ const T = { timeout: 60000 };
 const WATCH = '/pages/robust-watch';
 const ABORT = 3;
 const MAX_ID = 2 ** 53;
-
-// ---- a raw WAMP client: sends exactly the bytes a test wants ----
-
-class RawWamp {
-  constructor(url, protocols, opts = {}) {
-    this.ser = protocols && protocols[0] === 'wamp.2.msgpack' ? 'msgpack' : 'json';
-    this.msgs = [];
-    this.closeInfo = null;
-    this.emitter = new EventEmitter();
-    this.ws = new WebSocket(url, protocols, { handshakeTimeout: 5000, ...opts });
-    this.ws.on('message', (data, binaryFlag) => {
-      // ws 7 (autobahn's) hands text frames over as strings, ws 8 passes a flag.
-      const isBinary = typeof binaryFlag === 'boolean' ? binaryFlag : typeof data !== 'string';
-      let m;
-      try {
-        m = this.ser === 'msgpack' ? mp.decode(Buffer.from(data)) : JSON.parse(data.toString('utf8'));
-      } catch (e) {
-        m = { undecodable: String(e) };
-      }
-      this.msgs.push({ m, isBinary });
-      this.emitter.emit('change');
-    });
-    this.ws.on('close', (code, reason) => {
-      this.closeInfo = { code, reason: reason.toString() };
-      this.emitter.emit('change');
-    });
-    this.ws.on('error', (e) => {
-      this.error = e;
-      this.emitter.emit('change');
-    });
-  }
-
-  // Resolves once the handshake is done; rejects when the server refused it.
-  opened(timeoutMs = 5000) {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('websocket open timed out')), timeoutMs);
-      this.ws.once('open', () => { clearTimeout(t); resolve(this.ws.protocol); });
-      this.ws.once('error', (e) => { clearTimeout(t); reject(e); });
-      this.ws.once('unexpected-response', (req, res) => {
-        clearTimeout(t);
-        reject(Object.assign(new Error(`handshake refused: HTTP ${res.statusCode}`), { status: res.statusCode }));
-      });
-    });
-  }
-
-  encode(msg) { return this.ser === 'msgpack' ? mp.encode(msg).slice() : JSON.stringify(msg); }
-
-  send(msg) { this.ws.send(this.encode(msg), { binary: this.ser === 'msgpack' }); }
-
-  sendRaw(data, opts = {}) { this.ws.send(data, opts); }
-
-  waitMsg(pred, timeoutMs = 5000, label = 'a WAMP message') {
-    return waitFor(() => this.msgs.find((x) => pred(x.m))?.m, timeoutMs, [this.emitter], label);
-  }
-
-  waitClose(timeoutMs = 5000) {
-    return waitFor(() => this.closeInfo, timeoutMs, [this.emitter], 'the websocket to close');
-  }
-
-  // HELLO (ticket) -> CHALLENGE -> AUTHENTICATE -> WELCOME.
-  async join(token = 'tok-alice', details = {}) {
-    this.send([1, REALM, { authmethods: ['ticket'], roles: { subscriber: {} }, ...details }]);
-    await this.waitMsg((m) => m[0] === 4, 5000, 'CHALLENGE');
-    this.send([5, token, {}]);
-    return this.waitMsg((m) => m[0] === 2, 5000, 'WELCOME');
-  }
-
-  close() {
-    if (!this.closeInfo) this.ws.terminate();
-  }
-}
 
 async function rawOpen(stack, ser = 'json', opts = {}) {
   const c = new RawWamp(stack.wsUrl, [`wamp.2.${ser}`], opts);
@@ -105,8 +33,7 @@ async function expectAbort(c, reason) {
   const m = await c.waitMsg((x) => x[0] === ABORT, 5000, `ABORT ${reason}`);
   assert.equal(m[2], reason, `ABORT reason: ${JSON.stringify(m)}`);
   assert.equal(typeof m[1], 'object');
-  const rec = c.msgs.find((x) => x.m === m);
-  assert.equal(rec.isBinary, c.ser === 'msgpack', 'JSON in text frames, msgpack in binary frames');
+  assert.equal(c.binary[c.msgs.indexOf(m)], c.ser === 'msgpack', 'JSON in text frames, msgpack in binary frames');
   await c.waitClose();
   return m;
 }
