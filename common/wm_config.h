@@ -43,16 +43,6 @@ extern const struct wm_value_type wm_value_listen;      /* [struct wm_listen] "h
 extern const struct wm_value_type wm_value_endpoints;   /* [struct wm_endpoints] comma list of tcp:// ipc:// inproc:// */
 extern const struct wm_value_type wm_value_auth_header; /* [struct wm_auth_header] "Name: value with {token}" */
 
-/* The former parser names, until gateway/main.c names its value types itself. */
-#define wm_parse_string      (&wm_value_string)
-#define wm_parse_int         (&wm_value_int)
-#define wm_parse_bool        (&wm_value_bool)
-#define wm_parse_log_level   (&wm_value_log_level)
-#define wm_parse_http_url    (&wm_value_http_url)
-#define wm_parse_listen      (&wm_value_listen)
-#define wm_parse_endpoints   (&wm_value_endpoints)
-#define wm_parse_auth_header (&wm_value_auth_header)
-
 /* Rows every daemon has. Each daemon's metrics listener has its own default port; more
  * is appended to the help line ("" for nothing). The max-path default is
  * WM_PATH_MAX_DEFAULT. */

@@ -37,7 +37,4 @@ int wm_zmq_fd(void *sock);
 /* Sets an int socket option; returns 0 or -errno. */
 int wm_zmq_setint(void *sock, int option, int value);
 
-/* Until gateway/gw_engine.c includes wm_random.h itself (it draws its instance id). */
-#include "wm_random.h"
-
 #endif

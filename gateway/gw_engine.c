@@ -26,6 +26,7 @@
 #include "wm_metrics.h"
 #include "wm_msg.h"
 #include "wm_proto.h"
+#include "wm_random.h"
 #include "wm_time.h"
 #include "wm_zmq.h"
 
@@ -451,7 +452,6 @@ void gw_engine_free(struct gw_engine **ep)
 static void render(struct wm_buf *out, void *ud)
 {
     const struct gw_stats *s = &((struct gw_engine *)ud)->stats;
-    static const char *const classes[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
 
 #define G(name, help) wm_metric_gauge(out, "waymark_gateway_" #name, help, (double)s->name)
 #define C(name, help) wm_metric_counter(out, "waymark_gateway_" #name "_total", help, s->name)
@@ -493,7 +493,8 @@ static void render(struct wm_buf *out, void *ud)
 #undef G
 #undef C
     wm_metric_labeled(out, "waymark_gateway_results_total", "Fetch results by status class.",
-                      "counter", "class", classes, s->results_by_class, 6);
+                      "counter", "class", wm_status_class_names, s->results_by_class,
+                      WM_STATUS_CLASSES);
     wm_metric_histogram(out, "waymark_gateway_fetch_latency_seconds",
                         "Job sent to result received.", &s->fetch_latency);
 }

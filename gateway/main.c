@@ -18,14 +18,6 @@
  * and event pipe, stdio. Sessions get the rest of the open-files limit. */
 #define GW_FD_RESERVE 256
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 /* The session cap: the setting when given (lowered, with a warning, to what the
  * open-files limit can hold), else the limit minus GW_FD_RESERVE. The soft limit is
  * raised only as far as the cap needs: lws 4.1 as Debian builds it scans a table of
@@ -73,83 +65,77 @@ int main(int argc, char **argv)
     int64_t join_timeout = 10, ping_interval = 30, ping_timeout = 15;
     struct gw_engine *engine = NULL;
     char err[256] = "";
-    int status = 1;
+    int status;
 
     const struct wm_setting settings[] = {
         {"listen", "WAYMARK_LISTEN", "127.0.0.1:8800",
-         "host:port of the websocket (WAMP) server", wm_parse_listen, &listen, 0, 0},
+         "host:port of the websocket (WAMP) server", &wm_value_listen, &listen, 0, 0},
         {"realm", "WAYMARK_REALM", "waymark", "the one WAMP realm clients may join",
-         wm_parse_string, &realm, 0, 0},
+         &wm_value_string, &realm, 0, 0},
         {"bump-endpoint", "WAYMARK_BUMP_ENDPOINT", "tcp://127.0.0.1:5555",
          "ZeroMQ endpoints of the dispatchers (comma list); the SUB socket connects to each",
-         wm_parse_endpoints, &bump, 0, 0},
+         &wm_value_endpoints, &bump, 0, 0},
         {"fetch-endpoint", "WAYMARK_FETCH_ENDPOINT", "tcp://127.0.0.1:5556",
          "ZeroMQ endpoint the ROUTER socket binds (exactly one); fetchers connect to it",
-         wm_parse_endpoints, &fetch, 0, 0},
-        {"metrics-listen", "WAYMARK_METRICS_LISTEN", "127.0.0.1:9100",
-         "host:port for GET /metrics and /healthz; 0 disables", wm_parse_listen, &metrics,
-         0, 0},
+         &wm_value_endpoints, &fetch, 0, 0},
+        WM_SETTING_METRICS_LISTEN("127.0.0.1:9100", "", &metrics),
         {"backend-url", "WAYMARK_BACKEND_URL", "http://127.0.0.1:8080",
-         "origin every topic is fetched from", wm_parse_http_url, &backend, 0, 0},
+         "origin every topic is fetched from", &wm_value_http_url, &backend, 0, 0},
         {"auth-header", "WAYMARK_AUTH_HEADER", "Authorization: Bearer {token}",
-         "how a client's token is sent to the backend", wm_parse_auth_header, &auth, 0, 0},
+         "how a client's token is sent to the backend", &wm_value_auth_header, &auth, 0, 0},
         {"allow-anonymous", "WAYMARK_ALLOW_ANONYMOUS", "0",
-         "accept WAMP sessions without a ticket (fetched without a token)", wm_parse_bool,
+         "accept WAMP sessions without a ticket (fetched without a token)", &wm_value_bool,
          &anonymous, 0, 0},
-        {"log-level", "WAYMARK_LOG_LEVEL", "info", "debug, info, warn or error",
-         wm_parse_log_level, &level, 0, 0},
+        WM_SETTING_LOG_LEVEL(&level),
         {"fetch-timeout-ms", "WAYMARK_FETCH_TIMEOUT_MS", "10000",
          "whole-transfer timeout of one backend GET (then the client gets a 504)",
-         wm_parse_int, &fetch_timeout, 100, 600000},
+         &wm_value_int, &fetch_timeout, 100, 600000},
         {"max-page-bytes", "WAYMARK_MAX_PAGE_BYTES", "1000000",
          "largest response body fetched (a larger one reaches the client as a 502)",
-         wm_parse_int, &max_page, 1024, 1073741824},
+         &wm_value_int, &max_page, 1024, 1073741824},
         {"max-message-bytes", "WAYMARK_MAX_MESSAGE_BYTES", "1048576",
          "largest websocket message received or EVENT sent (larger pages become a 502)",
-         wm_parse_int, &max_message, 4096, 1073741824},
+         &wm_value_int, &max_message, 4096, 1073741824},
         {"max-subscriptions", "WAYMARK_MAX_SUBSCRIPTIONS", "1000",
-         "subscriptions per session", wm_parse_int, &max_subs, 1, 10000000},
+         "subscriptions per session", &wm_value_int, &max_subs, 1, 10000000},
         {"session-queue-bytes", "WAYMARK_SESSION_QUEUE_BYTES", "16777216",
-         "bytes queued for one client before it is closed as too slow", wm_parse_int,
+         "bytes queued for one client before it is closed as too slow", &wm_value_int,
          &queue_bytes, 65536, 68719476736},
         {"max-sessions", "WAYMARK_MAX_SESSIONS", "0",
          "open websocket sessions; further handshakes get 503. 0: the open-files limit "
-         "(raised to its hard limit at start) minus 256", wm_parse_int, &max_sessions, 0,
+         "(raised to its hard limit at start) minus 256", &wm_value_int, &max_sessions, 0,
          10000000},
         {"join-timeout-s", "WAYMARK_JOIN_TIMEOUT_S", "10",
          "seconds from websocket open to WELCOME, or the connection is closed",
-         wm_parse_int, &join_timeout, 1, 3600},
+         &wm_value_int, &join_timeout, 1, 3600},
         {"ping-interval-s", "WAYMARK_PING_INTERVAL_S", "30",
-         "a client silent this many seconds gets a websocket ping", wm_parse_int,
+         "a client silent this many seconds gets a websocket ping", &wm_value_int,
          &ping_interval, 1, 3600},
         {"ping-timeout-s", "WAYMARK_PING_TIMEOUT_S", "15",
-         "seconds after that ping a still-silent client is closed", wm_parse_int,
+         "seconds after that ping a still-silent client is closed", &wm_value_int,
          &ping_timeout, 1, 3600},
-        {"max-path", "WAYMARK_MAX_PATH", "2048", "longest topic accepted, in bytes",
-         wm_parse_int, &max_path, 16, 65536},
+        WM_SETTING_MAX_PATH("longest topic accepted, in bytes", &max_path),
     };
     const size_t n_settings = sizeof settings / sizeof settings[0];
 
-    int prc = wm_config_parse(prog, "Serves WAMP clients over websockets and pushes each "
-                              "subscribed page, fetched with the client's own token.",
-                              settings, n_settings, argc, argv, NULL);
-    if (prc != WM_CONFIG_OK) {
-        status = prc == WM_CONFIG_EXIT ? 0 : 2;
+    status = wm_config_main(prog, "Serves WAMP clients over websockets and pushes each "
+                            "subscribed page, fetched with the client's own token.",
+                            settings, n_settings, argc, argv, NULL);
+    if (status >= 0)
         goto out;
-    }
     if (!listen.enabled) {
-        fprintf(stderr, "%s: bad --listen (WAYMARK_LISTEN): the websocket server cannot be "
-                        "disabled\n", prog);
-        status = 2;
+        status = wm_config_refuse(prog, settings, n_settings, "listen",
+                                  "the websocket server cannot be disabled");
         goto out;
     }
     if (fetch.n != 1) {
-        fprintf(stderr, "%s: bad --fetch-endpoint (WAYMARK_FETCH_ENDPOINT): the gateway "
-                        "binds exactly one endpoint\n", prog);
-        status = 2;
+        status = wm_config_refuse(prog, settings, n_settings, "fetch-endpoint",
+                                  "the gateway binds exactly one endpoint");
         goto out;
     }
     wm_log_init("gateway", level);
+    /* Before the engine says it started: a stop from then on is a clean stop. */
+    volatile sig_atomic_t *stop = wm_signal_stop_flag();
 
     const struct gw_engine_config cfg = {
         .listen = &listen,
@@ -171,15 +157,13 @@ int main(int argc, char **argv)
         .ping_interval_s = (unsigned)ping_interval,
         .ping_timeout_s = (unsigned)ping_timeout,
     };
-    /* Before the engine says it started: a stop from then on is a clean stop. */
-    wm_signal_on_stop(on_signal, NULL);
     engine = gw_engine_new(&cfg, err, sizeof err);
     if (!engine) {
         fprintf(stderr, "%s: %s\n", prog, err);
         status = 1;
         goto out;
     }
-    status = gw_engine_run(engine, &stop_flag) == 0 ? 0 : 1;
+    status = gw_engine_run(engine, stop) == 0 ? 0 : 1;
 out:
     gw_engine_free(&engine);
     wm_config_free(settings, n_settings);
