@@ -33,7 +33,7 @@
 #define GW_TICK_MS        100    /* safety-net drain, pool, deadlines, stop flag */
 #define GW_DRAIN_BUDGET   4096   /* messages per socket per pass, then let lws run */
 #define GW_JOB_ATTEMPTS   3
-#define GW_TRIM_SESSIONS  1024   /* this many sessions gone since the peak: give memory back */
+#define GW_TRIM_SESSIONS  256    /* this many sessions gone since the peak: give memory back */
 
 struct gw_engine {
     struct gw_engine_config cfg;
@@ -53,6 +53,7 @@ struct gw_engine {
     bool drain_scheduled, draining;
     int64_t last_second_ms;
     size_t sessions_peak;                /* since memory was last given back */
+    int64_t trim_at_ms;                  /* 0, or when to give it back */
     struct wm_buf sendbuf;
     struct wm_ratelimit rl_bad, rl_send;
     const volatile sig_atomic_t *stop;   /* borrowed from gw_engine_run's caller */
@@ -187,16 +188,21 @@ static void check_stop(struct gw_engine *e, int64_t now)
 
 /* glibc keeps the memory of freed sessions for reuse, so after a mass disconnect (a
  * load balancer moving clients away, a client fleet restarting) RSS would stay at its
- * peak. Once a good part of the peak is gone, hand the free pages back. */
-static void trim_after_mass_close(struct gw_engine *e)
+ * peak. Once a good part of the peak is gone, hand the free pages back a second later,
+ * when lws has also freed its part of those connections (it does so asynchronously). */
+static void trim_after_mass_close(struct gw_engine *e, int64_t now)
 {
     size_t n = gw_server_sessions(e->server);
 
     if (n > e->sessions_peak)
         e->sessions_peak = n;
-    if (e->sessions_peak - n >= GW_TRIM_SESSIONS && n <= e->sessions_peak / 2) {
+    if (e->trim_at_ms && now >= e->trim_at_ms) {
         malloc_trim(0);
+        e->trim_at_ms = 0;
         e->sessions_peak = n;
+    } else if (!e->trim_at_ms && e->sessions_peak - n >= GW_TRIM_SESSIONS &&
+               n <= e->sessions_peak / 2) {
+        e->trim_at_ms = now + 1000;
     }
 }
 
@@ -211,7 +217,7 @@ static void tick_cb(uv_timer_t *t)
     if (now - e->last_second_ms >= 1000) {
         e->last_second_ms = now;
         gw_bumps_tick(e->bumps, now);
-        trim_after_mass_close(e);
+        trim_after_mass_close(e, now);
         if (e->metrics)
             wm_metrics_server_run(e->metrics);   /* MHD's own timeouts */
     }
