@@ -29,6 +29,30 @@ static void test_ids_are_wamp_safe_and_use_53_bits(void **state)
     assert_true(high);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Ids come from a pool refilled every 512: across several refills none repeats and
+ * every bit position is used. */
+static void test_ids_do_not_repeat_across_pool_refills(void **state)
+{
+    enum { N = 5000 };
+    static uint64_t ids[N];
+    uint64_t any = 0;
+
+    for (int i = 0; i < N; i++) {
+        ids[i] = wm_random_id();
+        any |= ids[i];
+    }
+    qsort(ids, N, sizeof ids[0], cmp_u64);
+    for (int i = 1; i < N; i++)
+        assert_true(ids[i] != ids[i - 1]);
+    assert_int_equal(any, (UINT64_C(1) << 53) - 1);
+}
+
 static void test_backoff_doubles_to_cap_with_jitter_and_resets(void **state)
 {
     struct wm_backoff b;
@@ -48,6 +72,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids_are_wamp_safe_and_use_53_bits),
+        cmocka_unit_test(test_ids_do_not_repeat_across_pool_refills),
         cmocka_unit_test(test_backoff_doubles_to_cap_with_jitter_and_resets),
     };
     return cmocka_run_group_tests_name("wm_random", tests, NULL, NULL);
