@@ -1,7 +1,7 @@
 # Waymark: one non-recursive Makefile. Everything but each main.c goes into a static
 # library, so the unit tests link exactly the objects the daemons run.
 
-PKGS      := libzmq hiredis libcurl libwebsockets libuv msgpack jansson libmicrohttpd
+PKGS      := libzmq hiredis libcurl libwebsockets libuv msgpack jansson libmicrohttpd libxxhash
 BUILD     ?= build
 CC        ?= cc
 OPT       ?= -O2 -g
@@ -87,7 +87,7 @@ $(BUILD)/tools/%: $(call obj,tests/tools/%.c) $(LIB_COMMON)
 # test, Autobahn|Python as a second real WAMP client. The npm packages of each folder
 # with a package-lock.json come from `npm ci`.
 DEB_PKGS := build-essential pkg-config libzmq3-dev libhiredis-dev libcurl4-openssl-dev \
-            libwebsockets-dev libmsgpack-dev libjansson-dev uthash-dev libmicrohttpd-dev \
+            libwebsockets-dev libmsgpack-dev libjansson-dev uthash-dev libmicrohttpd-dev libxxhash-dev \
             libcmocka-dev redis-server valgrind python3-autobahn \
             php-cli php-redis php-mbstring php-xml phpunit chromium
 NPM_DIRS := tests clients/js tests/browser

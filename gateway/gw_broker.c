@@ -1,6 +1,7 @@
 /* gw_broker: who is subscribed to what, with which token and Accept. Bumps become at
  * most one fetch in flight and one pending per (topic, token, accept) group; each page
- * is wrapped once in a gw_event and handed to every member of the group. */
+ * is wrapped once in a gw_event and handed to every member of the group, unless it is
+ * the page the group was last pushed (same hash, or a 304 to a conditional GET). */
 #include "gw_broker.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 
 #include <uthash.h>
 #include <utlist.h>
+#include <xxhash.h>
 
 #include "wm_buf.h"
 #include "wm_log.h"
@@ -51,6 +53,11 @@ struct gw_group {
     bool job_bump;               /* that job's page goes to every member */
     bool pending_bump;           /* a bump came in while the job was in flight */
     bool delivering;             /* members are being walked: do not free the group */
+    bool has_hash;               /* page_hash is set */
+    uint64_t page_hash;          /* status, content-type, body of the last page pushed */
+    char *etag, *last_modified;  /* owned validators of that page (2xx), or NULL */
+    struct gw_event *last_ev;    /* that page, kept while it has a validator: a 304 to a
+                                    fetch that serves a snapshot is answered from it */
     UT_hash_handle hh;           /* topic->groups */
 };
 
@@ -61,6 +68,7 @@ struct gw_member {
     uint64_t sub_id;             /* hash key in client->members */
     bool snap_pending;           /* asked for a snapshot; the next job covers it */
     bool snap_in_flight;         /* the group's job in flight covers its snapshot */
+    bool has_page;               /* was handed the group's last pushed page (page_hash) */
     struct gw_member *gprev, *gnext;
     UT_hash_handle hh;
 };
@@ -122,12 +130,20 @@ static struct gw_job *job_build(struct gw_broker *b, struct gw_group *g)
     j->url = wm_malloc(ulen + tlen + 1);
     memcpy(j->url, b->backend_url, ulen);
     memcpy(j->url + ulen, g->topic->name, tlen + 1);
-    j->headers = wm_calloc(3, sizeof *j->headers);
+    j->headers = wm_calloc(5, sizeof *j->headers);
     if (g->token && b->cfg.auth && b->cfg.auth->name)
         set_header(&j->headers[j->n_headers++], b->cfg.auth->name,
                    wm_auth_header_value(b->cfg.auth, g->token));
     set_header(&j->headers[j->n_headers++], "X-Waymark", wm_strdup("1"));
     set_header(&j->headers[j->n_headers++], "Accept", wm_strdup(g->accept));
+    /* Only with the page kept: a 304 must be able to serve the snapshots it covers. */
+    if (g->last_ev) {
+        if (g->etag)
+            set_header(&j->headers[j->n_headers++], "If-None-Match", wm_strdup(g->etag));
+        if (g->last_modified)
+            set_header(&j->headers[j->n_headers++], "If-Modified-Since",
+                       wm_strdup(g->last_modified));
+    }
     j->timeout_ms = b->cfg.fetch_timeout_ms;
     j->max_body = b->cfg.max_page_bytes;
     j->owner = g;
@@ -255,6 +271,14 @@ static struct gw_group *group_get(struct gw_broker *b, struct gw_topic *t, const
     return g;
 }
 
+static void group_forget_page(struct gw_group *g)
+{
+    free(g->etag);
+    free(g->last_modified);
+    g->etag = g->last_modified = NULL;
+    gw_event_unref(&g->last_ev);
+}
+
 /* Frees a group that has no members left (cancelling its fetch), then its topic if
  * that was the last group. Not while its members are being walked. */
 static void group_release(struct gw_broker *b, struct gw_group *g)
@@ -268,6 +292,7 @@ static void group_release(struct gw_broker *b, struct gw_group *g)
     }
     HASH_DEL(t->groups, g);
     b->stats->groups--;
+    group_forget_page(g);
     free(g->key);
     free(g);
     topic_release(b, t);
@@ -276,6 +301,7 @@ static void group_release(struct gw_broker *b, struct gw_group *g)
 static void group_add(struct gw_group *g, struct gw_member *m)
 {
     m->group = g;
+    m->has_page = false;   /* new here: an unchanged page is still news to it */
     DL_APPEND2(g->members, m, gprev, gnext);
     g->n_members++;
 }
@@ -480,12 +506,73 @@ void gw_broker_refresh_all(struct gw_broker *b)
         topic_bump(b, t);
 }
 
+static const char *result_header(const struct wm_msg *r, const char *name)
+{
+    for (size_t i = 0; i < r->u.result.n_headers; i++) {
+        if (strcmp(r->u.result.headers[i].name, name) == 0)
+            return r->u.result.headers[i].value;
+    }
+    return NULL;
+}
+
+/* What makes a page news to a client: status, content-type and body (and the fetcher's
+ * error text); other headers, a new Date above all, do not. An absent string hashes
+ * apart from an empty one. */
+static uint64_t page_hash(const struct wm_msg *r)
+{
+    const char *ct = result_header(r, "content-type"), *err = r->u.result.error;
+    uint64_t h = XXH3_64bits_withSeed(r->u.result.body, r->u.result.body_len,
+                                      (uint64_t)r->u.result.status);
+    h = XXH3_64bits_withSeed(ct ? ct : "", ct ? strlen(ct) + 1 : 0, h);
+    return XXH3_64bits_withSeed(err ? err : "", err ? strlen(err) + 1 : 0, h);
+}
+
+/* Replaces *slot with a copy of the result's header name, if it has one. */
+static void take_validator(const struct wm_msg *r, const char *name, char **slot)
+{
+    const char *v = result_header(r, name);
+    if (v) {
+        free(*slot);
+        *slot = wm_strdup(v);
+    }
+}
+
+/* Makes the group's page state follow a fresh result (not a 304) and wraps it in an
+ * event. Sets *changed when it differs from the last page pushed to the group. */
+static struct gw_event *group_new_page(struct gw_broker *b, struct gw_group *g,
+                                       struct wm_msg *result, bool *changed)
+{
+    *changed = true;
+    if (b->cfg.push_unchanged)
+        return gw_event_new(g->topic->sub_id, wm_random_id(), g->topic->name, result,
+                            b->cfg.max_message_bytes);
+    uint64_t h = page_hash(result);
+    *changed = !g->has_hash || h != g->page_hash;
+    g->has_hash = true;
+    g->page_hash = h;
+    group_forget_page(g);
+    int status = result->u.result.status;
+    if (status >= 200 && status <= 299) {
+        take_validator(result, "etag", &g->etag);
+        take_validator(result, "last-modified", &g->last_modified);
+    }
+    /* Publication ids are global scope in WAMP: random, so two gateways never collide. */
+    struct gw_event *ev = gw_event_new(g->topic->sub_id, wm_random_id(), g->topic->name,
+                                       result, b->cfg.max_message_bytes);
+    if (ev && (g->etag || g->last_modified))
+        g->last_ev = gw_event_ref(ev);
+    else
+        group_forget_page(g);
+    return ev;
+}
+
 void gw_broker_on_result(void *broker, struct gw_job *job, struct wm_msg *result)
 {
     struct gw_broker *b = broker;
     struct gw_group *g = job->owner;
     struct gw_event *ev = NULL;
     struct gw_member *m;
+    bool changed;
 
     if (!g || g->job != job) {   /* cancelled: the pool should not get here */
         gw_job_free(&job);
@@ -493,14 +580,23 @@ void gw_broker_on_result(void *broker, struct gw_job *job, struct wm_msg *result
     }
     g->job = NULL;
     gw_job_free(&job);
-    /* Publication ids are global scope in WAMP: random, so two gateways never collide. */
-    ev = gw_event_new(g->topic->sub_id, wm_random_id(), g->topic->name, result,
-                      b->cfg.max_message_bytes);
+    if (result->u.result.status == 304 && g->last_ev && !b->cfg.push_unchanged) {
+        /* Our conditional GET: the kept page is still the page (a 304 may carry fresh
+         * validators). Members that have it get nothing; snapshots get it again. */
+        b->stats->fetches_not_modified++;
+        take_validator(result, "etag", &g->etag);
+        take_validator(result, "last-modified", &g->last_modified);
+        ev = gw_event_ref(g->last_ev);
+        changed = false;
+    } else {
+        ev = group_new_page(b, g, result, &changed);
+    }
     bool bump = g->job_bump;
     g->job_bump = false;
 
     /* deliver may re-enter the broker (a session closing, unsubscribing, changing its
-     * token): b->cursor skips members removed meanwhile, delivering keeps g alive. */
+     * token): b->cursor skips members removed meanwhile, delivering keeps g alive, and
+     * m is not touched after deliver (it may be gone). */
     g->delivering = true;
     struct gw_member *saved = b->cursor;
     b->cursor = g->members;
@@ -508,8 +604,16 @@ void gw_broker_on_result(void *broker, struct gw_job *job, struct wm_msg *result
         b->cursor = m->gnext;
         bool snap = m->snap_in_flight;
         m->snap_in_flight = false;
-        if (ev && (bump || snap))
+        if (!ev)
+            continue;
+        if (snap || (bump && (changed || !m->has_page))) {
+            m->has_page = true;
             b->deliver(m->client->session, m->sub_id, ev, snap);
+        } else if (changed) {
+            m->has_page = false;     /* a snapshot-only page it did not get: news later */
+        } else if (bump) {
+            b->stats->events_skipped_unchanged++;
+        }
     }
     b->cursor = saved;
     g->delivering = false;

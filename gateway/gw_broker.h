@@ -29,6 +29,7 @@ struct gw_broker_config {
     uint32_t max_page_bytes;              /* job max_body */
     size_t max_message_bytes;             /* encoded EVENT cap */
     size_t max_subscriptions;             /* per session */
+    bool push_unchanged;                  /* push every refetch; no conditional GETs */
 };
 
 struct gw_broker *gw_broker_new(const struct gw_broker_config *cfg, struct gw_pool *pool,

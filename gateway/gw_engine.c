@@ -349,6 +349,7 @@ struct gw_engine *gw_engine_new(const struct gw_engine_config *cfg, char *err, s
         .fetch_timeout_ms = cfg->fetch_timeout_ms, .max_page_bytes = cfg->max_page_bytes,
         .max_message_bytes = cfg->max_message_bytes,
         .max_subscriptions = cfg->max_subscriptions,
+        .push_unchanged = cfg->push_unchanged,
     };
     e->broker = gw_broker_new(&bcfg, e->pool, gw_session_deliver, &e->stats);
     e->bumps = e->broker ? gw_bumps_new(e->broker, &e->stats) : NULL;
@@ -483,6 +484,8 @@ static void render(struct wm_buf *out, void *ud)
     C(bad_messages, "Undecodable ZeroMQ messages.");
     G(dispatcher_up, "Dispatchers heard within the liveness window.");
     C(fetches_coalesced, "Bumps folded into an in-flight or pending fetch.");
+    C(fetches_not_modified, "Conditional refetches answered 304 (nothing pushed).");
+    C(events_skipped_unchanged, "EVENTs not pushed: the page equals the last one pushed.");
     G(jobs_queued, "Jobs waiting for a fetcher with credit.");
     G(jobs_in_flight, "Jobs sent and not answered.");
     C(jobs_sent, "Jobs sent to fetchers.");

@@ -22,6 +22,7 @@ struct gw_engine_config {
     const char *backend_url;
     const struct wm_auth_header *auth;
     bool allow_anonymous;
+    bool push_unchanged;         /* push identical refetches too; no conditional GETs */
     uint32_t fetch_timeout_ms;
     uint32_t max_page_bytes;
     size_t max_message_bytes;

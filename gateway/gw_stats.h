@@ -37,6 +37,7 @@ struct gw_stats {
     uint64_t dispatcher_up;          /* gauge: dispatchers heard within the liveness window */
     /* jobs (gw_broker, gw_pool) */
     uint64_t fetches_coalesced;      /* bumps folded into an in-flight or pending fetch */
+    uint64_t fetches_not_modified;   /* conditional refetches answered 304 (gw_broker) */
     uint64_t jobs_queued;            /* gauge: waiting for a fetcher with credit */
     uint64_t jobs_in_flight;         /* gauge */
     uint64_t jobs_sent;
@@ -50,6 +51,7 @@ struct gw_stats {
     /* delivery (gw_session / gw_outq) */
     uint64_t events_delivered;       /* EVENT frames written to a socket */
     uint64_t events_replaced;        /* an undelivered EVENT replaced by a newer page */
+    uint64_t events_skipped_unchanged;  /* not pushed: same page as the last pushed (gw_broker) */
     uint64_t events_dropped;         /* dropped: unsubscribed or session closed before send */
     uint64_t pages_too_large;        /* page over the message cap, sent as 502 */
     uint64_t publishes_refused;      /* PUBLISH from a client (dropped, or ERROR if acknowledged) */

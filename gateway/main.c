@@ -58,6 +58,7 @@ int main(int argc, char **argv)
     struct wm_endpoints bump = {0}, fetch = {0};
     struct wm_auth_header auth = {0};
     bool anonymous = false;
+    bool push_unchanged = false;
     enum wm_log_level level = WM_LOG_INFO;
     int64_t fetch_timeout = 10000, max_page = 1000000, max_message = 1048576;
     int64_t max_subs = 1000, queue_bytes = 16777216, max_sessions = 0;
@@ -86,6 +87,9 @@ int main(int argc, char **argv)
         {"allow-anonymous", "WAYMARK_ALLOW_ANONYMOUS", "0",
          "accept WAMP sessions without a ticket (fetched without a token)", &wm_value_bool,
          &anonymous, 0, 0},
+        {"push-unchanged", "WAYMARK_PUSH_UNCHANGED", "0",
+         "push every refetched page, even one identical to the last pushed (and send no "
+         "conditional GETs)", &wm_value_bool, &push_unchanged, 0, 0},
         WM_SETTING_LOG_LEVEL(&level),
         {"fetch-timeout-ms", "WAYMARK_FETCH_TIMEOUT_MS", "10000",
          "whole-transfer timeout of one backend GET (then the client gets a 504)",
@@ -146,6 +150,7 @@ int main(int argc, char **argv)
         .backend_url = backend,
         .auth = &auth,
         .allow_anonymous = anonymous,
+        .push_unchanged = push_unchanged,
         .fetch_timeout_ms = (uint32_t)fetch_timeout,
         .max_page_bytes = (uint32_t)max_page,
         .max_message_bytes = (size_t)max_message,
