@@ -1,6 +1,7 @@
 /* Unit tests for gw_broker, driven through a real gw_pool with a recording send
  * callback and one fake fetcher: coalescing, groups by token and Accept, topic matching,
- * snapshots, token changes, limits, and re-entrant deliveries. */
+ * snapshots, token changes, limits, re-entrant deliveries, unchanged pages not pushed
+ * again and conditional refetches. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,6 +82,8 @@ static void on_result_tramp(void *ud, struct gw_job *job, struct wm_msg *result)
     gw_broker_on_result(g_broker, job, result);
 }
 
+static bool with_push_unchanged;   /* the next setup configures push_unchanged */
+
 static int setup(void **state)
 {
     memset(&fx, 0, sizeof fx);
@@ -96,6 +99,7 @@ static int setup(void **state)
         .max_page_bytes = 1 << 20,
         .max_message_bytes = 1 << 20,
         .max_subscriptions = 4,
+        .push_unchanged = with_push_unchanged,
     };
     fx.b = gw_broker_new(&bc, fx.pool, fake_deliver, &fx.stats);
     g_broker = fx.b;
@@ -103,6 +107,14 @@ static int setup(void **state)
     struct wm_msg ready = { .type = WM_MSG_READY, .instance = 5 };
     ready.u.ready.credits = 100000;
     gw_pool_on_message(fx.pool, "F", 1, &ready);
+    return 0;
+}
+
+static int setup_push_unchanged(void **state)
+{
+    with_push_unchanged = true;
+    setup(state);
+    with_push_unchanged = false;
     return 0;
 }
 
@@ -130,6 +142,29 @@ static void reply(size_t i, const char *body)
     r.u.result.status = 200;
     r.u.result.body = (uint8_t *)wm_strdup(body);
     r.u.result.body_len = strlen(body);
+    gw_pool_on_message(fx.pool, "F", 1, &r);
+    wm_msg_clear(&r);
+}
+
+/* The fetcher answers JOB i with status, body (NULL: none) and up to two headers
+ * (name, value pairs; NULL name ends them). */
+static void reply_full(size_t i, int status, const char *body, const char *h1,
+                       const char *v1, const char *h2, const char *v2)
+{
+    struct wm_msg r = { .type = WM_MSG_RESULT, .instance = 5 };
+    r.u.result.id = fx.sent[i].u.job.id;
+    r.u.result.status = status;
+    if (body) {
+        r.u.result.body = (uint8_t *)wm_strdup(body);
+        r.u.result.body_len = strlen(body);
+    }
+    r.u.result.headers = wm_calloc(2, sizeof *r.u.result.headers);
+    const char *hv[2][2] = { { h1, v1 }, { h2, v2 } };
+    for (size_t k = 0; k < 2 && hv[k][0]; k++) {
+        r.u.result.headers[k].name = wm_strdup(hv[k][0]);
+        r.u.result.headers[k].value = wm_strdup(hv[k][1]);
+        r.u.result.n_headers++;
+    }
     gw_pool_on_message(fx.pool, "F", 1, &r);
     wm_msg_clear(&r);
 }
@@ -593,6 +628,125 @@ static void test_failed_job_delivers_504(void **state)
     gw_broker_client_free(fx.b, &c);
 }
 
+/* A refetch identical to the last page pushed (status, content-type, body) is not
+ * pushed again; other headers do not count; a member new to the group still gets it;
+ * a snapshot is always delivered. */
+static void test_unchanged_not_pushed(void **state)
+{
+    struct gw_client *c1 = gw_broker_client_new(fx.b, &s1, "t");
+    struct gw_client *c2 = gw_broker_client_new(fx.b, &s2, "t");
+    uint64_t id;
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, false, &id);
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    reply_full(0, 200, "v1", "content-type", "text/plain", "date", "Mon");
+    assert_int_equal(fx.n_del, 1);
+
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    reply_full(1, 200, "v1", "content-type", "text/plain", "date", "Tue");
+    assert_int_equal(fx.n_del, 1);
+    assert_int_equal(fx.stats.events_skipped_unchanged, 1);
+
+    /* Same body, another content-type: news. Then another status: news. */
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    reply_full(2, 200, "v1", "content-type", "text/html", NULL, NULL);
+    assert_int_equal(fx.n_del, 2);
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    reply_full(3, 404, "v1", "content-type", "text/html", NULL, NULL);
+    assert_int_equal(fx.n_del, 3);
+
+    /* c2 joins the group: the unchanged page is still news to it, not to c1. */
+    gw_broker_subscribe(fx.b, c2, "/a", NULL, false, &id);
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    reply_full(4, 404, "v1", "content-type", "text/html", NULL, NULL);
+    assert_int_equal(fx.n_del, 4);
+    assert_ptr_equal(fx.del[3].session, &s2);
+    assert_int_equal(fx.stats.events_skipped_unchanged, 2);
+
+    /* get_retained always gets its snapshot, unchanged or not. */
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, true, &id);
+    reply_full(5, 404, "v1", "content-type", "text/html", NULL, NULL);
+    assert_int_equal(fx.n_del, 5);
+    assert_ptr_equal(fx.del[4].session, &s1);
+    assert_true(fx.del[4].retained);
+
+    /* A snapshot-only page that changed reaches only the asker; the other member gets
+     * it on the next bump even though it is then unchanged for the group. */
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, true, &id);
+    reply_full(6, 200, "v2", NULL, NULL, NULL, NULL);
+    assert_int_equal(fx.n_del, 6);
+    assert_ptr_equal(fx.del[5].session, &s1);
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    reply_full(7, 200, "v2", NULL, NULL, NULL, NULL);
+    assert_int_equal(fx.n_del, 7);
+    assert_ptr_equal(fx.del[6].session, &s2);
+    assert_string_equal(fx.del[6].body, "v2");
+    assert_int_equal(fx.n_sent, 8);
+    gw_broker_client_free(fx.b, &c1);
+    gw_broker_client_free(fx.b, &c2);
+}
+
+/* The validators of the last page go out on the next fetch; a 304 pushes nothing and
+ * a snapshot it covers is served from the kept page. */
+static void test_conditional_refetch(void **state)
+{
+    struct gw_client *c1 = gw_broker_client_new(fx.b, &s1, "t");
+    struct gw_client *c2 = gw_broker_client_new(fx.b, &s2, "t");
+    uint64_t id;
+    gw_broker_subscribe(fx.b, c1, "/a", NULL, true, &id);
+    assert_null(header(&fx.sent[0], "If-None-Match"));
+    reply_full(0, 200, "v1", "etag", "\"e1\"", "last-modified", "Mon, 01 Jan 2024");
+    assert_int_equal(fx.n_del, 1);
+
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    assert_string_equal(header(&fx.sent[1], "If-None-Match"), "\"e1\"");
+    assert_string_equal(header(&fx.sent[1], "If-Modified-Since"), "Mon, 01 Jan 2024");
+    reply_full(1, 304, NULL, "etag", "\"e2\"", NULL, NULL);
+    assert_int_equal(fx.n_del, 1);
+    assert_int_equal(fx.stats.fetches_not_modified, 1);
+    assert_int_equal(fx.stats.events_skipped_unchanged, 1);
+
+    /* A snapshot answered 304 comes from the kept page; the 304's new ETag is used. */
+    gw_broker_subscribe(fx.b, c2, "/a", NULL, true, &id);
+    assert_string_equal(header(&fx.sent[2], "If-None-Match"), "\"e2\"");
+    reply_full(2, 304, NULL, NULL, NULL, NULL, NULL);
+    assert_int_equal(fx.n_del, 2);
+    assert_ptr_equal(fx.del[1].session, &s2);
+    assert_true(fx.del[1].retained);
+    assert_int_equal(fx.del[1].ev->result.u.result.status, 200);
+    assert_string_equal(fx.del[1].body, "v1");
+
+    /* Changed: one push to each; without validators the next fetch is plain. */
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    reply_full(3, 200, "v2", NULL, NULL, NULL, NULL);
+    assert_int_equal(fx.n_del, 4);
+    assert_string_equal(fx.del[3].body, "v2");
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    assert_null(header(&fx.sent[4], "If-None-Match"));
+    assert_null(header(&fx.sent[4], "If-Modified-Since"));
+    /* A 304 nobody asked for is a page like any other. */
+    reply_full(4, 304, NULL, NULL, NULL, NULL, NULL);
+    assert_int_equal(fx.n_del, 6);
+    assert_int_equal(fx.stats.fetches_not_modified, 2);
+    gw_broker_client_free(fx.b, &c1);
+    gw_broker_client_free(fx.b, &c2);
+}
+
+/* push_unchanged: every refetch is pushed and no conditional GET is sent. */
+static void test_push_unchanged(void **state)
+{
+    struct gw_client *c = gw_broker_client_new(fx.b, &s1, "t");
+    uint64_t id;
+    gw_broker_subscribe(fx.b, c, "/a", NULL, false, &id);
+    for (size_t i = 0; i < 3; i++) {
+        gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+        assert_null(header(&fx.sent[i], "If-None-Match"));
+        reply_full(i, 200, "same", "etag", "\"e\"", NULL, NULL);
+        assert_int_equal(fx.n_del, i + 1);
+    }
+    assert_int_equal(fx.stats.events_skipped_unchanged, 0);
+    gw_broker_client_free(fx.b, &c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +763,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_job_delivers_504, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accept_makes_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accept_resubscribe_moves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unchanged_not_pushed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conditional_refetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_unchanged, setup_push_unchanged, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
