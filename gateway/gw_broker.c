@@ -515,16 +515,14 @@ static const char *result_header(const struct wm_msg *r, const char *name)
     return NULL;
 }
 
-/* What makes a page news to a client: status, content-type and body (and the fetcher's
- * error text); other headers, a new Date above all, do not. An absent string hashes
- * apart from an empty one. */
+/* What makes a page news to a client: status, content-type and body; other headers, a
+ * new Date above all, do not. An absent content-type hashes apart from an empty one. */
 static uint64_t page_hash(const struct wm_msg *r)
 {
-    const char *ct = result_header(r, "content-type"), *err = r->u.result.error;
+    const char *ct = result_header(r, "content-type");
     uint64_t h = XXH3_64bits_withSeed(r->u.result.body, r->u.result.body_len,
                                       (uint64_t)r->u.result.status);
-    h = XXH3_64bits_withSeed(ct ? ct : "", ct ? strlen(ct) + 1 : 0, h);
-    return XXH3_64bits_withSeed(err ? err : "", err ? strlen(err) + 1 : 0, h);
+    return XXH3_64bits_withSeed(ct ? ct : "", ct ? strlen(ct) + 1 : 0, h);
 }
 
 /* Replaces *slot with a copy of the result's header name, if it has one. */
@@ -546,11 +544,17 @@ static struct gw_event *group_new_page(struct gw_broker *b, struct gw_group *g,
     if (b->cfg.push_unchanged)
         return gw_event_new(g->topic->sub_id, wm_random_id(), g->topic->name, result,
                             b->cfg.max_message_bytes);
-    uint64_t h = page_hash(result);
-    *changed = !g->has_hash || h != g->page_hash;
-    g->has_hash = true;
-    g->page_hash = h;
     group_forget_page(g);
+    if (result->u.result.error) {
+        /* A failed fetch (the fetcher's 502/504) is no page: pushed every time, and the
+         * page after it is news whatever it is. */
+        g->has_hash = false;
+    } else {
+        uint64_t h = page_hash(result);
+        *changed = !g->has_hash || h != g->page_hash;
+        g->has_hash = true;
+        g->page_hash = h;
+    }
     int status = result->u.result.status;
     if (status >= 200 && status <= 299) {
         take_validator(result, "etag", &g->etag);

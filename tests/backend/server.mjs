@@ -18,6 +18,11 @@
 //   GET /slow[/...]?ms=N          JSON {path, version, viewer, ms} after N ms (max 60000)
 //   GET /big[/...]?bytes=N        N bytes of "x" (max 64 MiB), text/plain
 //   GET /status/:code             that status with a small JSON body (3xx has a Location)
+//   GET /etag/<anything>          JSON {path, version, viewer} with ETag "v<version>"; a
+//                                  request whose If-None-Match names it gets a bodiless 304
+//   GET /plain/<anything>         JSON {path, version, viewer}, no validators, and a Date
+//                                  that differs on every response (so it never decides
+//                                  whether a page changed)
 // Control:
 //   POST /__test/version {path, version, delay_ms?}  version (and an optional delay
 //                                  before answering) of a path (without query string)
@@ -143,6 +148,13 @@ async function control(req, res, url) {
   }
 }
 
+// A Date a second later on every response, whatever the wall clock says.
+let dateTick = 0;
+function nextDate() {
+  dateTick++;
+  return new Date(Date.UTC(2030, 0, 1) + dateTick * 1000).toUTCString();
+}
+
 function page(req, res, url) {
   const path = url.pathname;
   const version = versionOf(path);
@@ -162,6 +174,16 @@ function page(req, res, url) {
     return sendJson(res, 200, user, { etag: `"${id}-${version}"` });
   }
   if (path.startsWith('/pages/')) return sendJson(res, 200, { path, version, viewer });
+  if (path.startsWith('/etag/')) {
+    const etag = `"v${version}"`;
+    const inm = (req.headers['if-none-match'] || '').split(',').map((v) => v.trim());
+    if (inm.includes(etag) || inm.includes('*')) {
+      res.writeHead(304, { etag, date: nextDate() });
+      return res.end();
+    }
+    return sendJson(res, 200, { path, version, viewer }, { etag, date: nextDate() });
+  }
+  if (path.startsWith('/plain/')) return sendJson(res, 200, { path, version, viewer }, { date: nextDate() });
   if (path === '/binary' || path.startsWith('/binary/')) {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BINARY.length });
     return res.end(BINARY);

@@ -82,7 +82,10 @@ const isRetained = (m) => m[3] && m[3].retained === true;
 describe('ordering and session lifecycle', { timeout: 600000 }, () => {
   // Registered first, so it runs before the stack stops.
   after(() => { for (const c of clients) c.close(); });
-  shareStack((s) => { stack = s; }, { stackOpts: { fetchers: 1 }, startTimeoutMs: 90000, check: true });
+  // backUp bumps the same unchanged /big page over and over: push every refetch.
+  shareStack((s) => { stack = s; }, {
+    stackOpts: { fetchers: 1, extraEnv: { WAYMARK_PUSH_UNCHANGED: '1' } }, startTimeoutMs: 90000, check: true,
+  });
 
   test('a backed-up re-SUBSCRIBE gets SUBSCRIBED before its retained EVENT', { timeout: 180000 }, async (t) => {
     const base = '/big/order';

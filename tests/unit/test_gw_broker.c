@@ -731,6 +731,34 @@ static void test_conditional_refetch(void **state)
     gw_broker_client_free(fx.b, &c2);
 }
 
+/* A failed fetch is no page: pushed every time, and the page after it is news even when
+ * it equals the one before the failure. */
+static void test_failures_always_pushed(void **state)
+{
+    struct gw_client *c = gw_broker_client_new(fx.b, &s1, "t");
+    uint64_t id;
+    gw_broker_subscribe(fx.b, c, "/a", NULL, false, &id);
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    reply_full(0, 200, "v1", NULL, NULL, NULL, NULL);
+    for (size_t i = 1; i <= 2; i++) {
+        gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+        struct wm_msg r = { .type = WM_MSG_RESULT, .instance = 5 };
+        r.u.result.id = fx.sent[i].u.job.id;
+        r.u.result.status = 502;
+        r.u.result.error = wm_strdup("connection refused");
+        gw_pool_on_message(fx.pool, "F", 1, &r);
+        wm_msg_clear(&r);
+        assert_int_equal(fx.n_del, i + 1);
+        assert_int_equal(fx.del[i].ev->result.u.result.status, 502);
+    }
+    gw_broker_bump(fx.b, "/a", WM_MATCH_EXACT);
+    reply_full(3, 200, "v1", NULL, NULL, NULL, NULL);
+    assert_int_equal(fx.n_del, 4);
+    assert_string_equal(fx.del[3].body, "v1");
+    assert_int_equal(fx.stats.events_skipped_unchanged, 0);
+    gw_broker_client_free(fx.b, &c);
+}
+
 /* push_unchanged: every refetch is pushed and no conditional GET is sent. */
 static void test_push_unchanged(void **state)
 {
@@ -765,6 +793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accept_resubscribe_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unchanged_not_pushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditional_refetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failures_always_pushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_unchanged, setup_push_unchanged, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
