@@ -525,7 +525,7 @@ static uint64_t page_hash(const struct wm_msg *r)
     return XXH3_64bits_withSeed(ct ? ct : "", ct ? strlen(ct) + 1 : 0, h);
 }
 
-/* Replaces *slot with a copy of the result's header name, if it has one. */
+/* Replaces *slot with a copy of the value of the result's header `name`, if it has one. */
 static void take_validator(const struct wm_msg *r, const char *name, char **slot)
 {
     const char *v = result_header(r, name);
