@@ -114,6 +114,7 @@ describe('Waymark JS client (Node, real stack)', { timeout: 180000 }, () => {
     const fetchedBefore = (await stack.requests('/pages/unwatched')).length;
     const n = r.pages.length;
     await stack.publish('/pages/unwatched');
+    await stack.setVersion('/pages/fence-2', 2);   // a page is pushed only when it changed
     await stack.publish('/pages/fence-2');
     await r.waitPage((p) => p.topic === '/pages/fence-2' && !p.retained, 'fence page', 10000, n);
     assert.equal(r.pages.slice(n).filter((p) => p.topic === '/pages/unwatched').length, 0);
