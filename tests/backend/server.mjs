@@ -148,6 +148,8 @@ async function control(req, res, url) {
   }
 }
 
+const seqOf = new Map();   // /seq/ path -> fetches so far
+
 // A Date a second later on every response, whatever the wall clock says.
 let dateTick = 0;
 function nextDate() {
@@ -174,6 +176,13 @@ function page(req, res, url) {
     return sendJson(res, 200, user, { etag: `"${id}-${version}"` });
   }
   if (path.startsWith('/pages/')) return sendJson(res, 200, { path, version, viewer });
+  // A page that differs on every fetch (a per-path count): for benchmarks that expect
+  // an EVENT per bump, which an unchanged page no longer gives.
+  if (path.startsWith('/seq/')) {
+    const seq = (seqOf.get(path) || 0) + 1;
+    seqOf.set(path, seq);
+    return sendJson(res, 200, { path, version, viewer, seq });
+  }
   if (path.startsWith('/etag/')) {
     const etag = `"v${version}"`;
     const inm = (req.headers['if-none-match'] || '').split(',').map((v) => v.trim());

@@ -207,7 +207,7 @@ async function waitIdle(stack, m0, bumps, clientEvents) {
 // ---- phases ----
 
 async function latency(stack, pub) {
-  const topic = '/pages/bench/latency';
+  const topic = '/seq/bench/latency';
   const [one] = await sessions(stack, 1, () => 'tok-lat', () => topic);
   const lat = [];
   let m0;
@@ -231,7 +231,7 @@ async function latency(stack, pub) {
 }
 
 async function fanout(stack, pub) {
-  const topic = '/pages/bench/fanout';
+  const topic = '/seq/bench/fanout';
   const list = await sessions(stack, C.fanSessions, (i) => `tok-fan${i % C.fanTokens}`, () => topic);
   const last = [];
   const first = [];
@@ -259,7 +259,7 @@ async function fanout(stack, pub) {
 }
 
 async function coalescing(stack, pub) {
-  const topic = '/pages/bench/burst';
+  const topic = '/seq/bench/burst';
   const [one] = await sessions(stack, 1, () => 'tok-burst', () => topic);
   const gets = [];
   const ratio = [];
@@ -287,7 +287,7 @@ async function coalescing(stack, pub) {
 }
 
 async function throughput(stack, pub) {
-  const topicOf = (i) => `/pages/bench/tp/${i}`;
+  const topicOf = (i) => `/seq/bench/tp/${i}`;
   const list = await sessions(stack, C.tpSessions, () => 'tok-tp', topicOf);
   const evRate = [];
   const bumpRate = [];

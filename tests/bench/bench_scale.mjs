@@ -183,7 +183,7 @@ async function run(n, isLargest) {
       const from = Math.floor((p * n) / procs);
       const to = Math.floor(((p + 1) * n) / procs);
       clients.push(new WsLoad(BUILD, stack.wsUrl, ['--count', String(to - from), '--from', String(from),
-        '--token', 'tok-idle%d', '--topic', '/pages/idle/%d', '--concurrency', String(C.concurrency),
+        '--token', 'tok-idle%d', '--topic', '/seq/idle/%d', '--concurrency', String(C.concurrency),
         '--setup-timeout-ms', String(C.setupTimeoutMs), ...(C.retained ? ['--retained'] : [])]));
     }
     const readies = await Promise.all(clients.map((c) => c.ready(C.setupTimeoutMs + 10000)));
@@ -228,7 +228,7 @@ async function run(n, isLargest) {
     if (C.perf && isLargest) await perfTop(gwPid, C.idleS, stack.dir, `${n} idle sessions`);
 
     // latency of one more session
-    probe = new WsLoad(BUILD, stack.wsUrl, ['--count', '1', '--token', 'tok-probe%d', '--topic', '/pages/probe/%d',
+    probe = new WsLoad(BUILD, stack.wsUrl, ['--count', '1', '--token', 'tok-probe%d', '--topic', '/seq/probe/%d',
       '--redis', `127.0.0.1:${stack.ports.redis}`, '--channel', CHANNEL, '--bumps', String(C.bumps)]);
     const pr = await probe.ready(C.phaseTimeoutMs);
     if (pr.subscribed !== 1) fail(`the probe session did not set up: ${probe.stderr.trim()}`);
@@ -254,7 +254,7 @@ async function run(n, isLargest) {
       let sent = 0;
       while (sent < total) {
         const due = Math.min(total, Math.floor(((performance.now() - tStart) / 1000) * C.deliveryRate) + 1);
-        for (; sent < due; sent++) pub.publish(`/pages/idle/${sent % n}`);
+        for (; sent < due; sent++) pub.publish(`/seq/idle/${sent % n}`);
         await delay(5);
       }
       await pub.flush();
