@@ -45,9 +45,12 @@ char *wm_strdup(const char *s)
 
 char *wm_strndup(const char *s, size_t n)
 {
-    size_t len = strnlen(s, n);
+    /* n == 0 may come with s == NULL (msgpack-c's empty str): neither strnlen nor
+     * memcpy may see that pointer. */
+    size_t len = n ? strnlen(s, n) : 0;
     char *p = wm_malloc(len + 1);
-    memcpy(p, s, len);
+    if (len)
+        memcpy(p, s, len);
     p[len] = '\0';
     return p;
 }

@@ -489,6 +489,22 @@ static void test_huge_container_claim(void **state)
     assert_int_equal(wm_msg_decode(bin, sizeof bin - 1, &out, &why), -EBADMSG);
 }
 
+static void test_empty_str(void **state)
+{
+    /* A BUMP whose path is an empty str8 (d9 00): msgpack-c hands over ptr NULL, size 0,
+     * which must reach no libc function (found by fuzz_wm_msg under UBSan). */
+    static const char frame[] = "\x97\x01\x01\x00\xd9\x00\x00\x00\x02";
+    struct wm_msg out;
+    const char *why = NULL;
+    assert_int_equal(wm_msg_decode(frame, sizeof frame - 1, &out, &why), 0);
+    assert_int_equal(out.type, WM_MSG_BUMP);
+    assert_string_equal(out.u.bump.path, "");
+    wm_msg_clear(&out);
+    char *s = wm_strndup(NULL, 0);
+    assert_string_equal(s, "");
+    free(s);
+}
+
 static void test_type_names(void **state)
 {
     assert_string_equal(wm_msg_type_name(WM_MSG_BUMP), "BUMP");
@@ -507,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_liberal_integers),
         cmocka_unit_test(test_truncated_and_trailing),
         cmocka_unit_test(test_huge_container_claim),
+        cmocka_unit_test(test_empty_str),
         cmocka_unit_test(test_type_names),
     };
     struct CMUnitTest rows[N_MALFORMED];
