@@ -4,7 +4,8 @@
 # the stack up with three fetchers and runs tests/compose/compose.test.mjs against the
 # published ports; then `docker-compose down` must leave nothing behind, and the dockerd
 # it started is stopped. Prints TAP lines and ends with "N passed, N failed".
-# Env: WAYMARK_COMPOSE_DOCKER_ROOT  keep the started dockerd's data root there (image
+# The engine and the base image come from tests/lib/dockerd.sh (shared with fresh-test).
+# Env: WAYMARK_DOCKER_ROOT          keep the started dockerd's data root there (image
 #        cache between runs; default: inside the temp dir, removed at the end)
 #      WAYMARK_COMPOSE_KEEP=1       leave the stack and dockerd running on failure
 #      WAYMARK_COMPOSE_TIMEOUT      seconds for the node checks (default 600)
@@ -28,62 +29,21 @@ finish() {
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/waymark-compose.XXXXXX")
 PROJECT=wmct$$
-DOCKERD_PID=""
 STACK_UP=0
 COMPOSE_FILES=(-f deploy/docker-compose.yml -f deploy/docker-compose.ha.yml)
 
+# shellcheck source=tests/lib/dockerd.sh
+. "$ROOT/tests/lib/dockerd.sh"
+# WAYMARK_COMPOSE_DOCKER_ROOT: the older name of WAYMARK_DOCKER_ROOT.
+[ -n "${WAYMARK_COMPOSE_DOCKER_ROOT:-}" ] && export WAYMARK_DOCKER_ROOT=${WAYMARK_DOCKER_ROOT:-$WAYMARK_COMPOSE_DOCKER_ROOT}
+
 # ---- packages: a fresh CI machine has none of them ----
-missing=""
-command -v dockerd >/dev/null || missing="$missing docker.io"
-command -v docker-compose >/dev/null || missing="$missing docker-compose"
-command -v debootstrap >/dev/null || missing="$missing debootstrap"
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" = 0 ]; then
-        note "installing$missing"
-        export DEBIAN_FRONTEND=noninteractive
-        # shellcheck disable=SC2086
-        apt-get install -y -q --no-install-recommends $missing >"$WORK/apt.log" 2>&1 \
-            || { apt-get update -q >>"$WORK/apt.log" 2>&1 \
-                 && apt-get install -y -q --no-install-recommends $missing >>"$WORK/apt.log" 2>&1; } \
-            || { tail -n 20 "$WORK/apt.log"; notok "install$missing"; rm -rf "$WORK"; finish; }
-    else
-        notok "packages missing:$missing (as root: apt-get install -y$missing)"
-        rm -rf "$WORK"; finish
-    fi
-fi
+docker_packages || { rm -rf "$WORK"; finish; }
 if ! command -v node >/dev/null || [ ! -d tests/node_modules/autobahn ]; then
     notok "node and tests/node_modules (cd tests && npm ci) are required"; rm -rf "$WORK"; finish
 fi
-# The Debian CLI matches the Debian daemon; a newer docker earlier on PATH works too.
-DOCKER=$(command -v docker)
 
 compose() { docker-compose -p "$PROJECT" "${COMPOSE_FILES[@]}" "$@"; }
-
-# Readiness of things that cannot tell us: re-check with a short pause until a deadline.
-poll() {   # poll SECONDS COMMAND...
-    local deadline=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -ge $deadline ] && return 1
-        sleep 0.2
-    done
-}
-
-stop_dockerd() {
-    [ -n "$DOCKERD_PID" ] || return 0
-    kill -TERM "$DOCKERD_PID" 2>/dev/null
-    if ! poll 30 sh -c "! kill -0 $DOCKERD_PID"; then
-        kill -KILL "$DOCKERD_PID" 2>/dev/null
-        poll 5 sh -c "! kill -0 $DOCKERD_PID"
-    fi
-    ! kill -0 "$DOCKERD_PID" 2>/dev/null
-    local rc=$?
-    # containerd-shim mounts left by a killed daemon would keep the temp dir busy.
-    for m in $(awk -v r="$WORK/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r); do
-        umount -l "$m" 2>/dev/null
-    done
-    DOCKERD_PID=""
-    return $rc
-}
 
 cleanup() {
     trap - EXIT INT TERM
@@ -92,33 +52,14 @@ cleanup() {
         return
     fi
     [ "$STACK_UP" = 1 ] && compose down --remove-orphans --timeout 10 >/dev/null 2>&1
-    stop_dockerd
+    docker_stop
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- the container engine: the running one, or our own ----
-if [ -z "${DOCKER_HOST:-}" ] && [ -S /var/run/docker.sock ] && "$DOCKER" info >/dev/null 2>&1; then
-    note "using the running dockerd (/var/run/docker.sock)"
-elif [ -n "${DOCKER_HOST:-}" ] && "$DOCKER" info >/dev/null 2>&1; then
-    note "using the running dockerd ($DOCKER_HOST)"
-else
-    data=${WAYMARK_COMPOSE_DOCKER_ROOT:-$WORK/docker}
-    mkdir -p "$data" "$WORK/exec"
-    dockerd --data-root "$data" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
-        -H "unix://$WORK/docker.sock" >"$WORK/dockerd.log" 2>&1 &
-    DOCKERD_PID=$!
-    export DOCKER_HOST=unix://$WORK/docker.sock
-    if poll 60 "$DOCKER" info; then
-        ok "started dockerd (pid $DOCKERD_PID, data root $data)"
-    else
-        tail -n 20 "$WORK/dockerd.log"
-        notok "start dockerd"
-        finish
-    fi
-fi
-export DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock}
+docker_start || finish
 volumes_before=$("$DOCKER" volume ls -q | sort)
 
 # ---- settings: free loopback ports, a fresh secret in an env file outside the tree ----
@@ -139,12 +80,7 @@ export WAYMARK_ENV_FILE=$WORK/waymark.env WAYMARK_PUBLISH_ADDR=127.0.0.1 \
     WAYMARK_PUBLISH_PROMETHEUS=$P_PROM WAYMARK_TAG=compose-test WAYMARK_LOG_LEVEL=info
 
 # ---- images ----
-t=$SECONDS
-if deploy/build-base.sh >"$WORK/base.log" 2>&1; then
-    ok "base image ($(tail -n 1 "$WORK/base.log" | sed 's/^build-base: //'))"
-else
-    tail -n 20 "$WORK/base.log"; notok "base image"; finish
-fi
+docker_base_image || finish
 t=$SECONDS
 # The Waymark image once (gateway), in parallel with the service images; then the other
 # Waymark services, which find it in the layer cache.
@@ -225,6 +161,6 @@ fi
 
 if [ -n "$DOCKERD_PID" ]; then
     pid=$DOCKERD_PID
-    if stop_dockerd; then ok "stopped the dockerd it started (pid $pid)"; else notok "stop dockerd $pid"; fi
+    if docker_stop; then ok "stopped the dockerd it started (pid $pid)"; else notok "stop dockerd $pid"; fi
 fi
 finish
