@@ -30,7 +30,7 @@ LDLIBS    += $(PKG_LIBS) -lm
 # Goals that compile nothing in this make (they install, clean, or start a sub-make that
 # compiles): for them the pkg-config modules are neither read nor required.
 NOCOMPILE_GOALS := deps deps-fuzz clean help run test bench valgrind asan fuzz fuzz-smoke \
-                   compose-test
+                   compose-test fresh-test
 # "Module (Debian package)" for each module of $(1) that pkg-config does not find.
 pkg_missing = $(foreach m,$(1),$(if $(shell pkg-config --exists $(m) 2>/dev/null && echo y),,$(m) ($(or $(DEB_OF_$(m)),no Debian package known))))
 ifneq ($(filter-out $(NOCOMPILE_GOALS),$(or $(MAKECMDGOALS),all)),)
@@ -225,13 +225,19 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_fuzz_$$*) common/*.h gatew
 
 # The docker-compose deployment (deploy/) end to end: its own dockerd when none runs,
 # every image built, the stack up and checked from the host; ends "N passed, N failed".
-.PHONY: compose-test
+.PHONY: compose-test fresh-test
 compose-test:
 	@tests/compose/compose-test.sh
+
+# The README's two commands on a clean Debian 12 container (the compose test's base
+# image, in the same private dockerd): `make run` serves the demo and stops on Ctrl-C,
+# then `make test`; ends "N passed, N failed".
+fresh-test:
+	@tests/fresh/fresh-test.sh
 
 help:
 	@echo "make run          install what is missing, build, start a whole Waymark with the demo"
 	@echo "make test         install what is missing, build, run every suite (N passed, N failed)"
 	@echo "make              build build/waymark-* (packages must be there: make deps)"
 	@echo "make deps         the Debian (as root; else prints the apt-get line) and npm packages"
-	@echo "make asan | valgrind | bench | fuzz | fuzz-smoke | compose-test | clean"
+	@echo "make asan | valgrind | bench | fuzz | fuzz-smoke | compose-test | fresh-test | clean"
