@@ -189,7 +189,7 @@ VALGRIND_DAEMON := valgrind -q --error-exitcode=99 --leak-check=full \
                    --errors-for-leak-kinds=definite --log-file={dir}/{name}.%p.valgrind.log
 VALGRIND_SUITES ?= tests/integration/
 valgrind: deps
-	@$(SUBMAKE) all unit
+	@$(SUBMAKE) all unit tools
 	@for t in $(UNIT_BINS); do valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done
 	WAYMARK_BUILD=$(BUILD) WAYMARK_DAEMON_WRAPPER="$(VALGRIND_DAEMON)" \
 	  timeout --kill-after=15 1200 node --test $(VALGRIND_SUITES)
