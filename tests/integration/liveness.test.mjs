@@ -2,10 +2,10 @@
 // client that stops answering is pinged, then closed and counted; a client that answers
 // pings (every websocket library does) stays, however long it says nothing itself.
 // Short settings (ping after 1 s of silence, closed 2 s later) keep the test quick.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { metricSum, poll, REALM, shutdownProblems, startStack, waitFor } from './harness.mjs';
+import { metricSum, poll, REALM, shareStack, waitFor } from './harness.mjs';
 import { EventEmitter } from 'node:events';
 
 const HELLO = 1;
@@ -46,18 +46,10 @@ async function gw() { return (await stack.metrics('gateway')).values; }
 const gauge = (v, name) => metricSum(v, new RegExp(`^waymark_gateway_${name}$`));
 
 describe('liveness: idle ping and hang-up from the timer wheel', { timeout: 120000 }, () => {
-  before(async () => {
-    stack = await startStack({
-      fetchers: 1,
-      extraEnv: { WAYMARK_PING_INTERVAL_S: '1', WAYMARK_PING_TIMEOUT_S: '2' },
-    });
-  }, { timeout: 90000 });
-
-  after(async () => {
-    if (!stack) return;
-    const stopped = await stack.stop();
-    assert.deepEqual(shutdownProblems(stopped), [], 'every daemon exits cleanly');
-  }, { timeout: 30000 });
+  shareStack((s) => { stack = s; }, {
+    stackOpts: { fetchers: 1, extraEnv: { WAYMARK_PING_INTERVAL_S: '1', WAYMARK_PING_TIMEOUT_S: '2' } },
+    startTimeoutMs: 90000, check: true,
+  });
 
   test('a silent client is pinged, then closed and counted; one that answers pings stays', async () => {
     const v0 = await gw();
