@@ -22,19 +22,9 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
-START=$SECONDS
-pass=0
-fail=0
-n=0
-ok()    { n=$((n + 1)); pass=$((pass + 1)); echo "ok $n - $*"; }
-notok() { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $*"; }
-note()  { echo "# $*"; }
-finish() {
-    echo "# fresh-test took $((SECONDS - START)) s"
-    echo "$pass passed, $fail failed"
-    [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
-    exit $?
-}
+TAP_NAME=fresh-test
+# shellcheck source=tests/lib/tap.sh
+. "$ROOT/tests/lib/tap.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/waymark-fresh.XXXXXX")
 LOGS=${WAYMARK_FRESH_LOGS:-$ROOT/build/fresh-test}
